@@ -1,0 +1,3 @@
+from diffadapt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Helpers shared by the command families."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def add_family(families: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+    family = families.add_parser(name, help=help_text, description=help_text)
+    family.set_defaults(family_parser=family)
+    return family.add_subparsers(dest="command", metavar="SUBCOMMAND")
+
+
+def add_command(
+    commands: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int | None], help_text: str
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def pick_device(name: str = "auto"):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def parse_int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def parse_float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None

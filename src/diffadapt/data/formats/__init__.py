@@ -1,0 +1,1 @@
+"""Readers of the digit formats our users hold. Each returns ``{split: DigitSet}``."""

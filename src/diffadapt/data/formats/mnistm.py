@@ -1,0 +1,51 @@
+"""The original MNIST-M release (Ganin et al.): ``mnist_m_train/``, ``mnist_m_test/`` and
+``mnist_m_{train,test}_labels.txt`` with lines ``00000000.png 5``; 32x32 RGB PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from diffadapt.data.formats.checks import check_labels
+from diffadapt.data.imageio import read_images
+from diffadapt.data.types import DigitSet
+from diffadapt.errors import InputError
+
+
+def is_mnistm_release(root: Path) -> bool:
+    return any((root / f"mnist_m_{s}_labels.txt").is_file() for s in ("train", "test"))
+
+
+def read_mnistm_release(root: str | Path, progress: bool = True) -> dict[str, DigitSet]:
+    root = Path(root)
+    splits: dict[str, DigitSet] = {}
+    for split in ("train", "test"):
+        labels_path = root / f"mnist_m_{split}_labels.txt"
+        if not labels_path.is_file():
+            continue
+        folder = root / f"mnist_m_{split}"
+        if not folder.is_dir():
+            raise InputError(f"labels file found but its image folder {folder.name}/ is missing", labels_path)
+        paths, labels = [], []
+        for row_number, line in enumerate(labels_path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise InputError("expected 'file_name label'", labels_path, row=row_number)
+            path = folder / parts[0]
+            if not path.is_file():
+                raise InputError(f"image {parts[0]!r} does not exist in {folder}", labels_path, row=row_number)
+            try:
+                labels.append(int(parts[1]))
+            except ValueError:
+                raise InputError(f"label {parts[1]!r} is not a whole number", labels_path, row=row_number) from None
+            paths.append(path)
+        if not paths:
+            raise InputError("labels file has no rows", labels_path)
+        checked = check_labels(np.array(labels), labels_path)
+        splits[split] = DigitSet(read_images(paths, progress=progress), checked, "mnistm", [p.name for p in paths])
+    if not splits:
+        raise InputError("no mnist_m_train_labels.txt or mnist_m_test_labels.txt found", root)
+    return splits

@@ -1,0 +1,115 @@
+"""One entry point to every readable source: ``read_source(spec) -> {split: DigitSet}``.
+
+A spec is a path (folder or file, in any format of ``diffadapt.data.formats``) or the name of an embedded
+domain (``mnist``, ``mnistm``, ``usps``, ``svhn``, optionally written ``embedded:NAME``). A path wins over
+an embedded name, so a folder called ``usps`` in the working directory is read as a folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffadapt.data.embedded import EMBEDDED_DOMAINS, load_embedded
+from diffadapt.data.formats import course, folders, idx, mnistm, npz, svhn, usps
+from diffadapt.data.imageio import list_images
+from diffadapt.data.types import DigitSet, concat, stratified_split
+from diffadapt.errors import InputError
+
+KNOWN_DOMAINS = {
+    "mnistm": "mnistm",
+    "mnist_m": "mnistm",
+    "mnist-m": "mnistm",
+    "mnistm28": "mnistm",
+    "svhn": "svhn",
+    "usps": "usps",
+    "usps16": "usps",
+    "usps16_train": "usps",
+    "mnist": "mnist",
+}
+
+
+def guess_domain(path: str | Path) -> str:
+    """The domain a path holds, from its own name or its parents' (``.../digits/svhn/data`` -> svhn)."""
+    path = Path(path)
+    for part in [path.stem.lower(), *(p.name.lower() for p in path.parents)]:
+        if part in KNOWN_DOMAINS:
+            return KNOWN_DOMAINS[part]
+        for prefix, domain in KNOWN_DOMAINS.items():
+            if part.startswith(prefix + "_") or part.startswith(prefix + "-"):
+                return domain
+    return path.stem.lower() or "images"
+
+
+def read_source(spec: str | Path, seed: int = 0, progress: bool = True) -> dict[str, DigitSet]:
+    """Read any supported source into ``{split: DigitSet}`` (splits among train, val, test, extra, unlabelled)."""
+    text = str(spec)
+    if text.startswith("embedded:"):
+        return load_embedded(text.split(":", 1)[1], seed)
+    path = Path(text).expanduser()
+    if not path.exists():
+        if text in EMBEDDED_DOMAINS:
+            return load_embedded(text, seed)
+        raise InputError(f"no such file or folder, and not an embedded domain ({', '.join(EMBEDDED_DOMAINS)})", path)
+    domain = guess_domain(path)
+    if path.is_file():
+        return _read_file(path, domain)
+    return _read_folder(path, domain, progress)
+
+
+def _read_file(path: Path, domain: str) -> dict[str, DigitSet]:
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        return npz.read_npz(path, domain)
+    if name.endswith((".h5", ".hdf5")):
+        return usps.read_usps_h5(path)
+    if name.endswith(".mat"):
+        split = name.split("_")[0] if name.split("_")[0] in svhn.SPLITS else "train"
+        return {split: svhn.read_svhn_mat(path)}
+    if name.endswith(".bz2") or name in ("usps", "usps.t"):
+        return {"test" if ".t" in name else "train": usps.read_usps_libsvm(path)}
+    if "ubyte" in name:
+        return idx.read_idx_folder(path.parent, domain)
+    raise InputError("unknown file format (expected .npz, .h5, .mat, .bz2 or MNIST IDX)", path)
+
+
+def _read_folder(path: Path, domain: str, progress: bool) -> dict[str, DigitSet]:
+    if course.is_course_layout(path):
+        return course.read_course(path, progress)
+    if mnistm.is_mnistm_release(path):
+        return mnistm.read_mnistm_release(path, progress)
+    if idx.is_idx_folder(path):
+        return idx.read_idx_folder(path, domain)
+    if svhn.is_svhn_folder(path):
+        return svhn.read_svhn_folder(path)
+    if usps.is_usps_folder(path):
+        return usps.read_usps_folder(path)
+    if folders.is_split_class_folder(path):
+        return folders.read_split_class_folder(path, domain, progress)
+    if folders.is_class_folder(path):
+        return {"train": folders.read_class_folder(path, domain, progress)}
+    if (path / "data").is_dir() and not any(path.glob("*.csv")):
+        raise InputError("course layout needs train.csv or val.csv beside data/", path)
+    if list_images(path):
+        return {"unlabelled": folders.read_unlabelled_folder(path, domain, progress)}
+    if not any(path.iterdir()):
+        raise InputError("folder is empty", path)
+    raise InputError("no readable digit data here (course layout, MNIST-M or SVHN release, IDX, USPS, class folders, images)", path)
+
+
+def train_val(splits: dict[str, DigitSet], val_fraction: float = 0.2, seed: int = 0) -> tuple[DigitSet, DigitSet]:
+    """The (train, val) pair every task uses.
+
+    A source with a ``val`` split keeps it. Otherwise ``val_fraction`` of each class of ``train`` is held
+    out (deterministic for ``seed``); a ``test`` split is never touched, so it stays unseen.
+    """
+    if "train" not in splits:
+        labelled = [s for s in splits.values() if s.labelled]
+        if not labelled:
+            raise InputError("source has no labelled training split")
+        train = concat(labelled)
+    else:
+        train = splits["train"]
+    if "val" in splits:
+        return train, splits["val"]
+    kept, held = stratified_split(train.labels, val_fraction, seed)
+    return train.subset(kept), train.subset(held)
