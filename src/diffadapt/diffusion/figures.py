@@ -1,0 +1,60 @@
+"""The founding report's two digit figures: the 10x10 grid and the reverse-process strip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffadapt.diffusion.digits import NUM_DIGITS, initial_noise, sample_digits, to_images
+from diffadapt.diffusion.models import LoadedModel
+from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.viz.grid import save_grid
+from diffadapt.viz.images import model_to_uint8, nchw_to_nhwc
+
+GRID_COLUMNS = 10
+REVERSE_FRAMES = 6
+
+
+def grid_inputs(loaded: LoadedModel, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels and x_T of the grid: row d is digit d, column j uses noise j for every digit."""
+    cfg = loaded.model_config
+    columns = initial_noise(GRID_COLUMNS, (cfg.in_channels, cfg.image_size, cfg.image_size), seed)
+    labels = torch.arange(NUM_DIGITS).repeat_interleave(GRID_COLUMNS)
+    return labels, columns.repeat(NUM_DIGITS, 1, 1, 1)
+
+
+def digit_grid(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path) -> Path:
+    labels, x_T = grid_inputs(loaded, seed)
+    images = to_images(sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels)))
+    return save_grid(
+        out, images, GRID_COLUMNS, row_labels=[str(d) for d in range(NUM_DIGITS)],
+        col_labels=[f"z{j}" for j in range(GRID_COLUMNS)], scale=2,
+    )
+
+
+def frame_times(visited: list[int], count: int = REVERSE_FRAMES) -> list[int]:
+    """``count`` states evenly spread over the visited noise levels, from pure noise to the result (t = 0)."""
+    positions = np.linspace(0, len(visited) - 1, count).round().astype(int)
+    return [visited[p] for p in positions]
+
+
+def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path, digit: int = 0) -> Path:
+    """The grid's first image of ``digit`` (column 0) at six noise levels, labelled with t."""
+    labels, x_T = grid_inputs(loaded, seed)
+    index = int(digit) * GRID_COLUMNS
+    states: dict[int, torch.Tensor] = {}
+
+    def record(_batch: int, t: int, x: torch.Tensor) -> None:
+        states[t] = x[index : index + 1].detach().float().cpu().clone()
+
+    # The whole grid is sampled again, so that per-step noise (DDPM, eta > 0) matches the grid's draw and
+    # the strip ends in exactly the image the grid shows.
+    sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels), progress=False, callback=record)
+    visited = sorted(states, reverse=True)
+    times = frame_times(visited)
+    # Intermediate states lie outside [-1, 1]; clipping shows them as the model's scale would.
+    frames = torch.cat([states[t] for t in times])
+    images = nchw_to_nhwc(model_to_uint8(frames))
+    return save_grid(out, images, len(times), col_labels=[f"t={t}" for t in times], scale=3, title=f"reverse process of digit {digit}")
