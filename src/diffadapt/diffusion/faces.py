@@ -1,0 +1,181 @@
+"""DDIM on face models: the course's UNet, a diffusers UNet2DModel folder, or our own unconditional run.
+
+The graded setting (``course_face_unet/README.md``): betas = linspace(1e-4, 2e-2, 1000), 50 uniform DDIM
+steps (t = 980, 960, ..., 0), no x0 clipping, each result min-max normalised over the whole image and
+rounded to 8 bits, MSE against GT on 0..255 values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffadapt.diffusion.checkpoint import FACES_KIND
+from diffadapt.diffusion.models import resolve_precision
+from diffadapt.diffusion.sampler import SamplerConfig, sample
+from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
+from diffadapt.errors import InputError
+from diffadapt.viz.images import minmax_to_uint8, nchw_to_nhwc
+
+COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
+
+
+@dataclass
+class NoiseModel:
+    """An eps(x, t) callable with the schedule it was trained on."""
+
+    eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    schedule: LinearSchedule
+    name: str
+    module: torch.nn.Module
+    device: torch.device
+    bf16: bool
+
+
+def load_face_model(path: str | Path, device: torch.device | str = "cpu", precision: str = "fp32") -> NoiseModel:
+    """The course's ``UNet.pt``, a diffusers model folder (config.json + weights) or a ``faces train`` run."""
+    path = Path(path)
+    device = torch.device(device)
+    bf16 = resolve_precision(precision, device) if precision != "fp32" else False
+    if not path.exists():
+        raise InputError("UNet not found", path)
+    if path.is_file():
+        from diffadapt.diffusion.course_unet import load_course_unet
+
+        module = load_course_unet(path).to(device)
+        if device.type == "cuda":
+            module = module.to(memory_format=torch.channels_last)
+        return NoiseModel(_wrap(lambda x, t: module(x, t), device, bf16), LinearSchedule(COURSE_SCHEDULE), "course UNet", module, device, bf16)
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise InputError("a model folder needs config.json (diffusers UNet2DModel or a diffadapt faces run)", path)
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"config is not valid JSON ({exc})", config_path) from None
+    if config.get("kind") == FACES_KIND:
+        from diffadapt.diffusion.models import load_model
+
+        loaded = load_model(path, kind=FACES_KIND, device=device, precision="bf16" if bf16 else "fp32")
+        module = loaded.model
+        return NoiseModel(_wrap(lambda x, t: module(x, t, None), device, bf16), loaded.schedule, "diffadapt faces run", module, device, bf16)
+    if config.get("_class_name") == "UNet2DModel":
+        return _load_diffusers(path, device, bf16)
+    raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r})", config_path)
+
+
+def _wrap(fn, device: torch.device, bf16: bool):
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return fn(x, t).float()
+
+    return eps
+
+
+def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
+    try:
+        from diffusers import UNet2DModel
+    except ImportError:
+        raise InputError("diffusers model folders need the diffusers package: pip install diffusers", path) from None
+    try:
+        module = UNet2DModel.from_pretrained(str(path)).to(device).eval()
+    except Exception as exc:  # diffusers raises many types for bad folders
+        raise InputError(f"cannot load the diffusers UNet2DModel ({type(exc).__name__}: {exc})", path) from None
+    schedule = LinearSchedule(COURSE_SCHEDULE)
+    scheduler_config = path.parent / "scheduler" / "scheduler_config.json"
+    if scheduler_config.is_file():
+        sc = json.loads(scheduler_config.read_text())
+        if sc.get("beta_schedule", "linear") != "linear":
+            raise InputError(f"only linear beta schedules are supported, found {sc.get('beta_schedule')!r}", scheduler_config)
+        schedule = LinearSchedule(ScheduleConfig(sc.get("num_train_timesteps", 1000), sc.get("beta_start", 1e-4), sc.get("beta_end", 0.02)))
+    return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), schedule, "diffusers UNet2DModel", module, device, bf16)
+
+
+def load_noise(path: str | Path) -> torch.Tensor:
+    """A noise file: a tensor of shape (1, 3, H, W) or (3, H, W), loaded without running code -> (1, 3, H, W)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("noise file not found", path)
+    try:
+        noise = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged file, or a pickle that would run code
+        raise InputError(f"not a loadable tensor file ({type(exc).__name__})", path) from None
+    if not isinstance(noise, torch.Tensor):
+        raise InputError(f"expected a tensor, found a {type(noise).__name__}", path)
+    if noise.ndim == 3:
+        noise = noise[None]
+    if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != 3 or not noise.is_floating_point():
+        raise InputError(f"noise must be a float tensor of shape (1, 3, H, W) or (3, H, W), got {tuple(noise.shape)} {noise.dtype}", path)
+    return noise.float()
+
+
+def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
+    """All ``*.pt`` noise files of a folder, sorted: (stems, (N, 3, H, W))."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("noise folder not found", folder)
+    paths = sorted(folder.glob("*.pt"))
+    if not paths:
+        raise InputError("noise folder holds no .pt files", folder)
+    tensors = [load_noise(p) for p in paths]
+    for p, tensor in zip(paths, tensors):
+        if tensor.shape != tensors[0].shape:
+            raise InputError(f"noise shape {tuple(tensor.shape)} differs from {paths[0].name}'s {tuple(tensors[0].shape)}", p)
+    return [p.stem for p in paths], torch.cat(tensors)
+
+
+def ddim_faces(
+    model: NoiseModel, x_T: torch.Tensor, steps: int = 50, eta: float = 0.0, seed: int = 0, batch_size: int = 10,
+    progress: bool = True, clip_x0: bool = False,
+) -> torch.Tensor:
+    """DDIM from the given noises (N, 3, H, W); returns raw float32 outputs (N, 3, H, W) on the CPU."""
+    config = SamplerConfig(method="ddim", steps=steps, eta=eta, spacing="leading", clip_x0=clip_x0)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    outputs = []
+    for start in range(0, len(x_T), batch_size):
+        x = x_T[start : start + batch_size].to(model.device)
+        if model.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        outputs.append(sample(model.eps, x, model.schedule, config, generator, progress=progress).cpu())
+    return torch.cat(outputs)
+
+
+def to_graded_images(x: torch.Tensor) -> np.ndarray:
+    """The course's saving rule: per-image min-max to [0, 1], round(x * 255) -> (N, H, W, 3) uint8."""
+    return nchw_to_nhwc(minmax_to_uint8(x))
+
+
+def mse_against(images: np.ndarray, gt_paths: list[Path]) -> list[float]:
+    """Per-image MSE on 0..255 values between uint8 (N, H, W, 3) images and GT PNG files."""
+    from diffadapt.data.imageio import read_image
+
+    errors = []
+    for image, path in zip(images, gt_paths):
+        gt = read_image(path)
+        if gt.shape[2] == 1:
+            gt = np.repeat(gt, 3, axis=2)
+        if gt.shape != image.shape:
+            raise InputError(f"ground truth is {gt.shape[1]}x{gt.shape[0]}, output is {image.shape[1]}x{image.shape[0]}", path)
+        errors.append(float(np.mean((image.astype(np.float64) - gt.astype(np.float64)) ** 2)))
+    return errors
+
+
+def digit_noise_model(loaded, digit: int, guidance: float) -> NoiseModel:
+    """A conditional digit checkpoint seen as eps(x, t) for one class, for the DDIM figures without face data."""
+    from diffadapt.diffusion.guidance import GuidedModel
+
+    null = loaded.model_config.null_label
+    if null is None:
+        raise InputError("this checkpoint is unconditional; --digit needs a class-conditional digit model")
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        labels = torch.full((x.shape[0],), digit, device=x.device, dtype=torch.int64)
+        with loaded.autocast():
+            return GuidedModel(loaded.model, labels, guidance, null)(x, t)
+
+    return NoiseModel(eps, loaded.schedule, f"digit model, class {digit}", loaded.model, loaded.device, loaded.bf16)
