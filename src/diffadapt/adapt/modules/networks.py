@@ -1,0 +1,109 @@
+"""Feature extractors and heads for 28x28 digits.
+
+- ``report``: the founding report's network. Extractor conv 3->64 (4x4) BN ReLU maxpool(3, 2) /
+  conv 64->64 (5x5) BN Dropout2d(0.5) ReLU maxpool(3, 2) / conv 64->128 (3x3) -> 128 features; label
+  classifier 128->1024->256->10 with BatchNorm1d and ReLU; domain classifier 128->256->2.
+- ``lenet``: a LeNet-style extractor (conv 5x5 32, pool, conv 5x5 48, pool) -> 768 features, as in
+  Ganin's MNIST experiments.
+- ``wide``: a stronger VGG-style extractor (3x3 convolutions, 32-32 / 64-64 / 128, BN, global average
+  pooling) -> 128 features; with augmentation it is the "ours" recipe's extractor.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+NETWORKS = ("report", "lenet", "wide")
+
+
+class ReportExtractor(nn.Module):
+    features = 128
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 4), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 64, 5), nn.BatchNorm2d(64), nn.Dropout2d(0.5), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 128, 3), nn.Flatten(),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class LeNetExtractor(nn.Module):
+    features = 768
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 5), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 48, 5), nn.BatchNorm2d(48), nn.Dropout2d(0.5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def _conv(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class WideExtractor(nn.Module):
+    features = 128
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv(in_channels, 32), *_conv(32, 32), nn.MaxPool2d(2), nn.Dropout2d(0.1),
+            *_conv(32, 64), *_conv(64, 64), nn.MaxPool2d(2), nn.Dropout2d(0.1),
+            *_conv(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def label_classifier(features: int) -> nn.Sequential:
+    """features -> 1024 -> 256 -> 10, BatchNorm1d and ReLU between (the report's head)."""
+    return nn.Sequential(
+        nn.Linear(features, 1024), nn.BatchNorm1d(1024), nn.ReLU(inplace=True),
+        nn.Linear(1024, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
+        nn.Linear(256, 10),
+    )
+
+
+def domain_classifier(features: int, hidden: int = 256, dropout: float = 0.0) -> nn.Sequential:
+    """features -> hidden -> 2 (source, target); placed behind the gradient reversal layer."""
+    return nn.Sequential(nn.Linear(features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, 2))
+
+
+def make_extractor(name: str, in_channels: int = 3) -> nn.Module:
+    if name == "report":
+        return ReportExtractor(in_channels)
+    if name == "lenet":
+        return LeNetExtractor(in_channels)
+    if name == "wide":
+        return WideExtractor(in_channels)
+    raise ValueError(f"unknown network {name!r} (one of {', '.join(NETWORKS)})")
+
+
+class DigitClassifier(nn.Module):
+    """extractor + label classifier; ``domain`` (behind a GRL) exists for DANN only.
+
+    forward(x): x (B, C, 28, 28) normalised per domain -> (B, 10) logits.
+    """
+
+    def __init__(self, network: str, in_channels: int = 3, with_domain_head: bool = False, domain_dropout: float = 0.0) -> None:
+        super().__init__()
+        from diffadapt.adapt.modules.grl import GradientReversal
+
+        self.extractor = make_extractor(network, in_channels)
+        self.classifier = label_classifier(self.extractor.features)
+        if with_domain_head:
+            self.reversal = GradientReversal()
+            self.domain = domain_classifier(self.extractor.features, dropout=domain_dropout)
+
+    def forward(self, x):
+        return self.classifier(self.extractor(x))

@@ -1,0 +1,80 @@
+"""adapt train / predict / table / tsne end to end on embedded domains."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from diffadapt.cli import main
+
+    root = tmp_path_factory.mktemp("adapt")
+    for mode in ("source", "dann", "target"):
+        code = main(["adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", mode, "--out", str(root / mode),
+                     "--seeds", "0,1", "--epochs", "1", "--batch-size", "128", "--no-progress"])
+        assert code == 0
+    return root
+
+
+def test_run_folders_and_config(runs):
+    document = json.loads((runs / "dann" / "seed1" / "config.json").read_text())
+    assert document["kind"] == "diffadapt/digit-adaptation"
+    assert document["config"]["mode"] == "dann" and document["config"]["seed"] == 1
+    assert document["source"]["domain"] == "mnistm" and document["target"]["domain"] == "usps"
+    assert len(document["target"]["stats"]["mean"]) == 3
+    assert 0 <= document["results"]["target_val_accuracy"] <= 1
+
+
+def test_table_mean_and_std_over_seeds(run_cli, runs, tmp_path):
+    code, out, _ = run_cli("adapt", "table", runs / "source", runs / "dann", runs / "target", "--out", tmp_path)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("| target accuracy | MNIST-M -> USPS (embedded)")
+    assert lines[2].startswith("| trained on source") and lines[3].startswith("| DANN") and lines[4].startswith("| trained on target")
+    assert "± " in lines[3] and "(2 seeds)" in lines[3]
+    rows = list(csv.DictReader(open(tmp_path / "adaptation_table.csv")))
+    assert {r["method"] for r in rows} == {"trained on source (report)", "DANN (report)", "trained on target (report)"}
+    assert all(r["seeds"] == "2" for r in rows)
+
+
+def test_predict_writes_sorted_csv(run_cli, runs, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("b.png", "a.png", "c.png"):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / name)
+    code, _, _ = run_cli("adapt", "predict", folder, tmp_path / "pred.csv", "--ckpt", runs / "dann")
+    assert code == 0
+    rows = list(csv.reader(open(tmp_path / "pred.csv")))
+    assert rows[0] == ["image_name", "label"]
+    assert [r[0] for r in rows[1:]] == ["a.png", "b.png", "c.png"]
+    assert all(0 <= int(r[1]) <= 9 for r in rows[1:])
+
+
+def test_predict_errors(run_cli, runs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("adapt", "predict", tmp_path / "empty", tmp_path / "p.csv", "--ckpt", runs / "dann")
+    assert code == 2 and "no images" in err and not (tmp_path / "p.csv").exists()
+    from diffadapt.evaluate.judge import default_judge_checkpoint
+
+    code, _, err = run_cli("adapt", "predict", tmp_path / "empty", tmp_path / "p.csv", "--ckpt", default_judge_checkpoint())
+    assert code == 2 and "judge" in err
+
+
+def test_tsne_two_figures(run_cli, runs, tmp_path):
+    code, out, _ = run_cli("adapt", "tsne", runs / "dann", "--out", tmp_path, "--per-domain", "300")
+    assert code == 0
+    for name in ("tsne_class.png", "tsne_domain.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.size[0] > 300
+
+
+def test_refuses_to_overwrite_a_trained_seed(run_cli, runs):
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", "dann", "--out", runs / "dann", "--epochs", "1")
+    assert code == 2 and "already trained" in err

@@ -1,0 +1,73 @@
+"""The gradient reversal layer, the networks, the schedules and the captured-graph-friendly SGD."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from diffadapt.adapt.alignment.dann import annealed_lr, domain_adversarial_loss, reversal_coefficient
+from diffadapt.adapt.modules.grl import GradientReversal
+from diffadapt.adapt.modules.networks import DigitClassifier, ReportExtractor
+from diffadapt.adapt.trainer import TensorSGD, augment
+
+
+def test_gradient_reversal_flips_and_scales():
+    layer = GradientReversal()
+    layer.set_coefficient(0.3)
+    x = torch.randn(4, 5, requires_grad=True)
+    y = layer(x)
+    assert torch.equal(y, x)
+    (y * torch.arange(5.0)).sum().backward()
+    torch.testing.assert_close(x.grad, -0.3 * torch.arange(5.0).expand(4, 5))
+
+
+def test_report_extractor_gives_128_features():
+    extractor = ReportExtractor()
+    assert extractor(torch.randn(2, 3, 28, 28)).shape == (2, 128)
+    model = DigitClassifier("report", with_domain_head=True)
+    assert model(torch.randn(3, 3, 28, 28)).shape == (3, 10)
+    assert model.domain(model.extractor(torch.randn(3, 3, 28, 28))).shape == (3, 2)
+    for name in ("lenet", "wide"):
+        assert DigitClassifier(name)(torch.randn(2, 3, 28, 28)).shape == (2, 10)
+
+
+def test_schedules_of_the_paper():
+    assert reversal_coefficient(0.0) == 0.0
+    assert reversal_coefficient(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert annealed_lr(0.01, 0.0) == 0.01
+    assert annealed_lr(0.01, 1.0) == pytest.approx(0.01 / 11**0.75)
+
+
+def test_domain_loss_labels_source_zero_target_one():
+    logits = torch.tensor([[5.0, -5.0], [5.0, -5.0], [-5.0, 5.0]])
+    loss, accuracy = domain_adversarial_loss(logits, source_count=2)
+    assert accuracy.item() == 1.0 and loss.item() < 1e-3
+
+
+def test_tensor_sgd_matches_torch_sgd():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(4, 3)
+    b = torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    ours = TensorSGD(list(a.parameters()), momentum=0.9, weight_decay=5e-4, device=torch.device("cpu"))
+    reference = torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    for step in range(5):
+        x = torch.randn(8, 4)
+        ours.lr.fill_(0.1 / (step + 1))
+        for group in reference.param_groups:
+            group["lr"] = 0.1 / (step + 1)
+        for model, optimizer in ((a, ours), (b, reference)):
+            optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_augment_keeps_shape_and_range():
+    x = torch.rand(16, 3, 28, 28)
+    y = augment(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.equal(x, y)

@@ -1,0 +1,70 @@
+"""The trainer's three modes on embedded domains; DANN never reads target labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffadapt.adapt.config import preset
+from diffadapt.adapt.runs import load_domain
+from diffadapt.adapt.trainer import train_adaptation
+from diffadapt.data.memory import TensorImages
+
+
+@pytest.fixture(scope="module")
+def domains():
+    return load_domain("mnistm", 3, 28), load_domain("usps", 3, 28)
+
+
+def small(mode: str, recipe: str = "report", **overrides):
+    return preset(recipe, mode, epochs=1, batch_size=64, **overrides)
+
+
+def permuted(data: TensorImages) -> TensorImages:
+    order = torch.from_numpy(np.random.default_rng(0).permutation(len(data)))
+    return TensorImages(data.images, data.labels[order], data.domain)
+
+
+@pytest.mark.parametrize("mode", ["dann", "source"])
+def test_target_labels_are_never_read(domains, mode):
+    source, target = domains
+    config = small(mode)
+    a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    b = train_adaptation(config, source.train, source.val, permuted(target.train), target.val, torch.device("cpu"), progress=False)
+    state_a, state_b = a.model.state_dict(), b.model.state_dict()
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key]), key
+    assert a.target_val_accuracy == b.target_val_accuracy
+
+
+def test_target_mode_uses_target_labels(domains):
+    source, target = domains
+    config = small("target")
+    a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    b = train_adaptation(config, source.train, source.val, permuted(target.train), target.val, torch.device("cpu"), progress=False)
+    assert any(not torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+
+
+def test_each_mode_starts_from_its_own_fresh_initialisation(domains):
+    source, target = domains
+    alone = train_adaptation(small("target"), source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    train_adaptation(small("source"), source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    after = train_adaptation(small("target"), source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    assert all(torch.equal(alone.model.state_dict()[k], after.model.state_dict()[k]) for k in alone.model.state_dict())
+
+
+def test_dann_learns_the_source_and_reports_domain_accuracy(domains):
+    source, target = domains
+    result = train_adaptation(small("dann", "ours", epochs=2), source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    assert result.source_val_accuracy > 0.5
+    assert {"loss", "train_accuracy", "domain_accuracy"} <= set(result.history[-1])
+    assert result.steps == 2 * (len(source.train) // 64)
+
+
+def test_same_seed_same_result(domains):
+    source, target = domains
+    config = small("dann")
+    a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    b = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())

@@ -1,0 +1,76 @@
+"""The report: built from a config (the demo's pipeline at a tiny scale), opened in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from diffadapt.errors import InputError
+from diffadapt.report.browser import find_chromium, inspect_page
+from diffadapt.report.config import AdaptPart, DDIMPart, DigitsPart, ReportConfig, load_report_config
+from diffadapt.report.pipeline import build_report
+from tests.diffusion.helpers import embedded_classes, train_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    train_tiny(root / "digits", embedded_classes("mnistm", (0, 1, 2)), steps=10)
+    ckpt = str(root / "digits")
+    config = ReportConfig(
+        title="tiny report",
+        digits=DigitsPart(ckpt=ckpt, per_class=2, steps=4),
+        ddim=DDIMPart(ckpt=ckpt, steps=4),
+        adapt=AdaptPart(targets=["usps"], epochs=1, batch_size=256, tsne_per_domain=150),
+    )
+    index = build_report(config, root / "out")
+    return index
+
+
+def test_report_files_and_numbers(tiny_report):
+    folder = tiny_report.parent
+    results = json.loads((folder / "report.json").read_text())
+    assert set(results) >= {"data", "digits", "ddim", "adapt", "total_seconds"}
+    assert results["digits"]["scores"]["images"] == 20
+    assert "DANN (report)" in results["adapt"]["table_markdown"]
+    for name in ("domains.png", "digits_grid.png", "digits_reverse.png", "ddim_eta_grid.png", "ddim_interpolation.png", "adaptation_table.csv"):
+        assert (folder / name).is_file(), name
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_page_in_headless_chromium(tiny_report, tmp_path):
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+    pytest.importorskip("websocket")
+    report = inspect_page(tiny_report, screenshot=tmp_path / "shot.png")
+    assert report.title == "tiny report"
+    assert len(report.images) >= 7, report.images
+    assert report.broken_images == []
+    assert report.has_table
+    assert (tmp_path / "shot.png").stat().st_size > 10000
+
+
+def test_page_needs_no_script_or_network(tiny_report):
+    text = tiny_report.read_text()
+    assert "<script" not in text.lower() and "http://" not in text and "https://" not in text
+
+
+def test_toml_config(tmp_path):
+    path = tmp_path / "report.toml"
+    path.write_text('seed = 3\n[digits]\nper_class = 7\n[adapt]\ntargets = ["usps"]\nseeds = [0, 1]\n')
+    config = load_report_config(path)
+    assert config.seed == 3 and config.digits.per_class == 7 and config.adapt.seeds == [0, 1]
+    path.write_text("[digits]\nper_klass = 7\n")
+    with pytest.raises(InputError, match="per_klass"):
+        load_report_config(path)
+    path.write_text("seed = \n")
+    with pytest.raises(InputError, match="TOML"):
+        load_report_config(path)
+
+
+def test_report_command_checks_paths_first(run_cli, tmp_path):
+    path = tmp_path / "report.toml"
+    path.write_text(f'[digits]\nclassifier = "{tmp_path / "missing.pth"}"\n')
+    code, _, err = run_cli("report", "--config", path, "--out", tmp_path / "out")
+    assert code == 2 and "digits.classifier" in err and not (tmp_path / "out").exists()
