@@ -42,14 +42,18 @@ class AdaptConfig:
 
 
 def preset(recipe: str, mode: str, **overrides) -> AdaptConfig:
-    """``report``: the founding report's network and schedule. ``ours``: a stronger extractor, shift and
-    grayscale augmentation, a dropout-regularised domain classifier and target entropy minimisation."""
+    """``report``: the founding report's network and schedule. ``ours``: the same network and schedule with
+    random shifts and grayscale on both domains and target entropy minimisation (weight 0.05).
+
+    Chosen on a reduced-scale CPU run (12,000 MNIST-M images, 6 epochs, batch 256; accuracy on the USPS val
+    split): report 0.505, + augmentation 0.692, + augmentation and entropy 0.718. The ``wide`` extractor,
+    which learns the source well alone, collapsed under the reversed gradient (0.183) and is not used.
+    """
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r} (one of {', '.join(RECIPES)})")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
     config = AdaptConfig(mode=mode, recipe=recipe)
     if recipe == "ours":
-        config = replace(config, network="wide", lr=0.05, weight_decay=5e-4, augment=True, domain_dropout=0.5,
-                         entropy_weight=0.1 if mode == "dann" else 0.0)
+        config = replace(config, augment=True, entropy_weight=0.05 if mode == "dann" else 0.0)
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
