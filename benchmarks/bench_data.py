@@ -61,7 +61,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     t = torch.randint(0, 500, (256,))
     times = []
-    for step in range(4):
+    for _ in range(4):
         begin = time.perf_counter()
         loss = F.mse_loss(model(x0, t, labels), x0)
         optimizer.zero_grad()

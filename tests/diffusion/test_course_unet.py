@@ -23,7 +23,7 @@ def test_every_key_of_keys_tsv_in_order_with_shapes():
     rows = [line.split("\t") for line in shared_file("course_face_unet", "keys.tsv").read_text().splitlines()[1:]]
     state = CourseFaceUNet().state_dict()
     assert [r[0] for r in rows] == list(state), "keys or their order differ"
-    for key, shape, kind in rows:
+    for key, shape, _kind in rows:
         assert "x".join(str(s) for s in state[key].shape) == shape, key
     buffers = {name for name, _ in CourseFaceUNet().named_buffers()}
     assert buffers == {r[0] for r in rows if r[2] == "buffer"}

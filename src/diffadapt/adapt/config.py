@@ -31,6 +31,7 @@ class AdaptConfig:
     eval_every: int = 0  # epochs between target-val reports (0: only at the end); never used to choose
     select_on_val: bool = False  # only when the user asks: keep the epoch with the best target-val accuracy
     cuda_graphs: bool = True
+    deterministic: bool = True  # CUDA: deterministic cuDNN algorithms (bit-for-bit repeatable, slower)
 
     def to_dict(self) -> dict:
         return asdict(self)

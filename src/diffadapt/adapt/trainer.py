@@ -162,8 +162,8 @@ def train_adaptation(
     torch.manual_seed(config.seed)
     if device.type == "cuda":
         torch.cuda.manual_seed_all(config.seed)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = not config.deterministic
+        torch.backends.cudnn.deterministic = config.deterministic
     # On the device before any capture: a host-to-device copy cannot be recorded in a CUDA graph.
     source_stats, target_stats = DomainStats.of(source_train).to(device), DomainStats.of(target_train).to(device)
     model = DigitClassifier(config.network, config.channels, with_domain_head=mode == "dann", domain_dropout=config.domain_dropout).to(device)
@@ -256,7 +256,7 @@ def train_adaptation(
                 graph.replay()
                 outputs = graph_outputs
             except RuntimeError as exc:  # capture is an optimisation: fall back to plain steps
-                warnings.warn(f"CUDA graph capture failed, training without it: {exc}")
+                warnings.warn(f"CUDA graph capture failed, training without it: {exc}", stacklevel=2)
                 graph, use_graph = None, False
                 optimizer.zero_grad()
                 outputs = step_fn()

@@ -86,7 +86,6 @@ def register(families: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import torch
 
     from diffadapt.data import TensorImages, read_source, train_val
     from diffadapt.diffusion.checkpoint import DIGITS_KIND

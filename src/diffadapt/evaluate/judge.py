@@ -21,6 +21,7 @@ from torch import nn
 from diffadapt.errors import InputError
 
 JUDGE_KIND = "diffadapt/digit-judge"
+FLOOR_SIZES = (100, 200, 500, 1000)  # sample sizes at which the real-vs-real floor is recorded
 FEATURE_DIM = 128
 
 
@@ -124,8 +125,9 @@ def reference_statistics(model: JudgeNet, test_images: torch.Tensor, seed: int =
     """Real test-set feature statistics and the real-vs-real floors.
 
     - ``floor_halves``: FD between two random halves of the test set (the issue's floor);
-    - ``floor_1000``: FD between 1,000 random test images and the rest, the floor at the sample size of a
-      graded folder (FD shrinks with sample size, so this is the fair yardstick for 1,000 generated images).
+    - ``floors_by_size``: FD between n random test images and the rest, for n in ``FLOOR_SIZES``: the floor
+      at the sample size being judged (FD shrinks with sample size, so ``floor_1000`` is the fair yardstick
+      for the 1,000 graded images).
     """
     from diffadapt.evaluate.frechet import feature_statistics, frechet_between
 
@@ -134,12 +136,14 @@ def reference_statistics(model: JudgeNet, test_images: torch.Tensor, seed: int =
     order = rng.permutation(len(features))
     half = len(features) // 2
     mu, sigma = feature_statistics(features)
+    by_size = {str(n): frechet_between(features[order[:n]], features[order[n:]]) for n in FLOOR_SIZES if n < len(features) // 2}
     return {
         "mu": mu,
         "sigma": sigma,
         "num_real": len(features),
         "floor_halves": frechet_between(features[order[:half]], features[order[half:]]),
-        "floor_1000": frechet_between(features[order[:1000]], features[order[1000:]]),
+        "floor_1000": by_size.get("1000"),
+        "floors_by_size": by_size,
     }
 
 

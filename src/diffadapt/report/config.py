@@ -38,8 +38,9 @@ from diffadapt.errors import InputError
 class DigitsPart:
     ckpt: str = "default"
     per_class: int = 20
-    method: str = "ddim"
-    steps: int = 25
+    method: str | None = None  # None: the checkpoint's sampling defaults
+    steps: int | None = None
+    eta: float | None = None
     guidance: float | None = None
     classifier: str = ""  # the course's LeNet weights; optional
     judge: str = "default"

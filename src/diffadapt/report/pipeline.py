@@ -65,7 +65,10 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
     loaded = load_model(None if part.ckpt == "default" else part.ckpt, device=device)
     defaults = loaded.config.get("sampling", {})
     guidance = part.guidance if part.guidance is not None else defaults.get("guidance", 2.0)
-    sampler = SamplerConfig(method=part.method, steps=part.steps, clip_x0=defaults.get("clip_x0", True))
+    sampler = SamplerConfig(
+        method=part.method or defaults.get("method", "ddim"), steps=part.steps or defaults.get("steps", 50),
+        eta=part.eta if part.eta is not None else defaults.get("eta", 0.0), clip_x0=defaults.get("clip_x0", True),
+    )
     timings = {}
     start = time.perf_counter()
     digit_grid(loaded, sampler, guidance, config.seed, out / "digits_grid.png")
