@@ -92,14 +92,13 @@ def test_grid_and_reverse_figures(run_cli, tiny_run, tmp_path):
 
 
 def test_reverse_strip_ends_in_the_grid_image(tiny_run):
-    from diffadapt.diffusion.figures import frame_times, grid_inputs
+    from diffadapt.diffusion.figures import frame_times, grid_inputs, sample_grid
+    from diffadapt.viz.images import model_to_uint8, nchw_to_nhwc
 
     loaded = load_model(tiny_run, precision="fp32")
     labels, x_T = grid_inputs(loaded, seed=0)
     assert torch.equal(x_T[0], x_T[10]) and labels[10] == 1  # column 0 shares its noise across digits
-    states = {}
-    sampler = SamplerConfig("ddpm")
-    grid = sample_digits(loaded, labels, x_T, sampler, 2.0, 0, batch_size=len(labels), progress=False,
-                         callback=lambda b, t, x: states.__setitem__(t, x[0].clone()))
-    assert torch.equal(states[100], x_T[0]) and torch.equal(states[0].clamp(-1, 1), grid[0])
+    grid, states = sample_grid(loaded, SamplerConfig("ddpm"), 2.0, seed=0, digit=1)
+    assert torch.equal(states[100][0], x_T[10])
+    assert np.array_equal(nchw_to_nhwc(model_to_uint8(states[0]))[0], grid[10])
     assert frame_times(sorted(states, reverse=True)) == [100, 80, 60, 40, 20, 0]

@@ -155,10 +155,9 @@ def train_adaptation(
     from tqdm import tqdm
 
     mode = config.mode
-    if mode == "dann":
+    if mode != "target":
+        # dann reads the target's images only; source needs nothing of it. Neither gets its labels.
         target_train = unlabelled(target_train)
-    elif mode == "source":
-        target_train = unlabelled(target_train)  # never needed; kept unlabelled all the same
     torch.manual_seed(config.seed)
     if device.type == "cuda":
         torch.cuda.manual_seed_all(config.seed)

@@ -86,8 +86,8 @@ def register(families: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-
-    from diffadapt.data import TensorImages, read_source, train_val
+    from diffadapt.data import TensorImages, read_source
+    from diffadapt.data.sources import labelled_train
     from diffadapt.diffusion.checkpoint import DIGITS_KIND
     from diffadapt.diffusion.schedule import ScheduleConfig
     from diffadapt.diffusion.train import DataInfo, TrainConfig, resume_configs, train_diffusion
@@ -109,7 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
             precision=args.precision, compile=args.compile, weights_dtype=args.weights_dtype,
         )
         schedule_config = ScheduleConfig(args.timesteps, args.beta_start, args.beta_end)
-    train, _ = train_val(read_source(data_spec, seed=0), seed=0)
+    # A generative model has no use for a val split: it trains on the whole train split.
+    train = labelled_train(read_source(data_spec, seed=0))
     if not train.labelled:
         raise InputError("training a conditional model needs labelled images", data_spec)
     if not args.resume:

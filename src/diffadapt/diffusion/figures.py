@@ -25,23 +25,20 @@ def grid_inputs(loaded: LoadedModel, seed: int) -> tuple[torch.Tensor, torch.Ten
     return labels, columns.repeat(NUM_DIGITS, 1, 1, 1)
 
 
-def digit_grid(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path) -> Path:
-    labels, x_T = grid_inputs(loaded, seed)
-    images = to_images(sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels)))
-    return save_grid(
-        out, images, GRID_COLUMNS, row_labels=[str(d) for d in range(NUM_DIGITS)],
-        col_labels=[f"z{j}" for j in range(GRID_COLUMNS)], scale=2,
-    )
-
-
 def frame_times(visited: list[int], count: int = REVERSE_FRAMES) -> list[int]:
     """``count`` states evenly spread over the visited noise levels, from pure noise to the result (t = 0)."""
     positions = np.linspace(0, len(visited) - 1, count).round().astype(int)
     return [visited[p] for p in positions]
 
 
-def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path, digit: int = 0) -> Path:
-    """The grid's first image of ``digit`` (column 0) at six noise levels, labelled with t."""
+def sample_grid(
+    loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, digit: int = 0
+) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
+    """The grid's (100, H, W, C) uint8 images, and every state of the first image of ``digit`` by noise level.
+
+    One pass serves both figures, so the reverse strip ends in exactly the image the grid shows (with the
+    same per-step noise, for DDPM and DDIM with eta > 0).
+    """
     labels, x_T = grid_inputs(loaded, seed)
     index = int(digit) * GRID_COLUMNS
     states: dict[int, torch.Tensor] = {}
@@ -49,12 +46,30 @@ def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, 
     def record(_batch: int, t: int, x: torch.Tensor) -> None:
         states[t] = x[index : index + 1].detach().float().cpu().clone()
 
-    # The whole grid is sampled again, so that per-step noise (DDPM, eta > 0) matches the grid's draw and
-    # the strip ends in exactly the image the grid shows.
-    sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels), progress=False, callback=record)
-    visited = sorted(states, reverse=True)
-    times = frame_times(visited)
-    # Intermediate states lie outside [-1, 1]; clipping shows them as the model's scale would.
-    frames = torch.cat([states[t] for t in times])
-    images = nchw_to_nhwc(model_to_uint8(frames))
+    x0 = sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels), progress=False, callback=record)
+    return to_images(x0), states
+
+
+def save_digit_grid(images: np.ndarray, out: Path) -> Path:
+    return save_grid(
+        out, images, GRID_COLUMNS, row_labels=[str(d) for d in range(NUM_DIGITS)],
+        col_labels=[f"z{j}" for j in range(GRID_COLUMNS)], scale=2,
+    )
+
+
+def save_reverse_strip(states: dict[int, torch.Tensor], out: Path, digit: int = 0) -> Path:
+    """Six states from pure noise to the result, labelled with t (intermediate states clipped to [-1, 1])."""
+    times = frame_times(sorted(states, reverse=True))
+    images = nchw_to_nhwc(model_to_uint8(torch.cat([states[t] for t in times])))
     return save_grid(out, images, len(times), col_labels=[f"t={t}" for t in times], scale=3, title=f"reverse process of digit {digit}")
+
+
+def digit_grid(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path) -> Path:
+    images, _ = sample_grid(loaded, sampler, guidance, seed)
+    return save_digit_grid(images, out)
+
+
+def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path, digit: int = 0) -> Path:
+    """The grid's first image of ``digit`` (column 0) at six noise levels, labelled with t."""
+    _, states = sample_grid(loaded, sampler, guidance, seed, digit)
+    return save_reverse_strip(states, out, digit)

@@ -80,6 +80,7 @@ class ReportConfig:
     ddim: DDIMPart = field(default_factory=DDIMPart)
     adapt: AdaptPart = field(default_factory=AdaptPart)
     parts: list[str] = field(default_factory=lambda: ["data", "digits", "ddim", "adapt"])
+    data_sources: list[str] = field(default_factory=list)  # shown in the data part; default: adapt source and targets
 
 
 def _build(cls, data: dict[str, Any], where: str):
@@ -113,4 +114,6 @@ def load_report_config(path: str | Path) -> ReportConfig:
 
 def demo_config() -> ReportConfig:
     """The demo: embedded data, the shipped digit checkpoint, a scale that fits 2 CPU cores in minutes."""
-    return ReportConfig(title="diffadapt demo on the embedded data")
+    from diffadapt.data.embedded import EMBEDDED_DOMAINS
+
+    return ReportConfig(title="diffadapt demo on the embedded data", data_sources=list(EMBEDDED_DOMAINS))

@@ -45,7 +45,7 @@ def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
     from diffadapt.data.prepare import describe
     from diffadapt.data.preview import preview_grid
 
-    sources = [config.adapt.source, *config.adapt.targets]
+    sources = config.data_sources or [config.adapt.source, *config.adapt.targets]
     summaries = [describe(read_source(s, seed=config.seed, progress=False)) for s in sources]
     preview_grid(sources, out / "domains.png", seed=config.seed)
     return {"sources": sources, "summary": "\n\n".join(summaries), "figure": "domains.png"}
@@ -53,7 +53,7 @@ def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
 
 def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
     from diffadapt.diffusion.digits import graded_labels, initial_noise, sample_digits, to_images
-    from diffadapt.diffusion.figures import digit_grid, reverse_strip
+    from diffadapt.diffusion.figures import sample_grid, save_digit_grid, save_reverse_strip
     from diffadapt.diffusion.models import load_model
     from diffadapt.diffusion.sampler import SamplerConfig
     from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
@@ -71,11 +71,10 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
     )
     timings = {}
     start = time.perf_counter()
-    digit_grid(loaded, sampler, guidance, config.seed, out / "digits_grid.png")
-    timings["grid_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    reverse_strip(loaded, sampler, guidance, config.seed, out / "digits_reverse.png")
-    timings["reverse_s"] = time.perf_counter() - start
+    grid, states = sample_grid(loaded, sampler, guidance, config.seed)
+    save_digit_grid(grid, out / "digits_grid.png")
+    save_reverse_strip(states, out / "digits_reverse.png")
+    timings["grid_and_reverse_s"] = time.perf_counter() - start
 
     labels = graded_labels(part.per_class)
     cfg = loaded.model_config
