@@ -109,11 +109,28 @@ def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Ten
     module.load_state_dict(weights, strict=True)
 
 
-def load_resume_state(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / STATE_FILE
+def safe_torch_load(path: str | Path, what: str) -> Any:
+    """torch.load with weights_only=True: tensors and plain containers only, so a file can never run code."""
+    path = Path(path)
     if not path.is_file():
-        raise InputError("--resume needs state.pt from an earlier run here", run_dir)
+        raise InputError(f"{what} not found", path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged or unsafe files
-        raise InputError(f"resume state is unreadable ({type(exc).__name__})", path) from None
+    except Exception as exc:  # torch raises many types for damaged files and for pickles that would run code
+        raise InputError(f"not a loadable PyTorch file ({type(exc).__name__})", path) from None
+
+
+def load_state_dict_file(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """A plain state dict, or one wrapped as ``{'state_dict': ...}`` (the course's checkpoints)."""
+    state = safe_torch_load(path, what)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError("expected a state dict of tensors (or {'state_dict': ...})", path)
+    return state
+
+
+def load_resume_state(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / STATE_FILE).is_file():
+        raise InputError("--resume needs state.pt from an earlier run here", run_dir)
+    return safe_torch_load(run_dir / STATE_FILE, "resume state")

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffadapt.errors import InputError
 
 BASE = 128
 MULTIPLIERS = (1, 1, 2, 2, 4, 4)
@@ -177,19 +176,8 @@ def golden_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def load_course_unet(path: str | Path) -> CourseFaceUNet:
     """Load ``UNet.pt`` (a plain state dict) strictly, with torch.load(weights_only=True)."""
-    from diffadapt.diffusion.checkpoint import load_state_dict_strict
+    from diffadapt.diffusion.checkpoint import load_state_dict_file, load_state_dict_strict
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("UNet weights file not found", path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged file, or a pickle that would run code
-        raise InputError(f"not a loadable PyTorch weights file ({type(exc).__name__})", path) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError("expected a state dict of tensors", path)
     model = CourseFaceUNet()
-    load_state_dict_strict(model, state, path)
+    load_state_dict_strict(model, load_state_dict_file(path, "UNet weights file"), Path(path))
     return model.eval()

@@ -99,13 +99,10 @@ def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
 
 def load_noise(path: str | Path) -> torch.Tensor:
     """A noise file: a tensor of shape (1, 3, H, W) or (3, H, W), loaded without running code -> (1, 3, H, W)."""
+    from diffadapt.diffusion.checkpoint import safe_torch_load
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError("noise file not found", path)
-    try:
-        noise = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged file, or a pickle that would run code
-        raise InputError(f"not a loadable tensor file ({type(exc).__name__})", path) from None
+    noise = safe_torch_load(path, "noise file")
     if not isinstance(noise, torch.Tensor):
         raise InputError(f"expected a tensor, found a {type(noise).__name__}", path)
     if noise.ndim == 3:

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffadapt.errors import InputError
 
 
 class CourseLeNet(nn.Module):
@@ -35,18 +34,8 @@ class CourseLeNet(nn.Module):
 
 def load_course_classifier(path: str | Path) -> CourseLeNet:
     """Load ``{'state_dict': ...}`` (or a bare state dict) with weights_only=True: no code can run."""
-    from diffadapt.diffusion.checkpoint import load_state_dict_strict
+    from diffadapt.diffusion.checkpoint import load_state_dict_file, load_state_dict_strict
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("classifier file not found", path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged zip, pickle with code, ...
-        raise InputError(f"not a loadable PyTorch weights file ({type(exc).__name__})", path) from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise InputError("expected a state dict (or {'state_dict': ...})", path)
     model = CourseLeNet()
-    load_state_dict_strict(model, state, path)
+    load_state_dict_strict(model, load_state_dict_file(path, "classifier file"), Path(path))
     return model.eval()
