@@ -19,6 +19,7 @@ from common import print_table, require
 
 from diffadapt.data import DigitSet, TensorImages, read_source
 from diffadapt.data.prepare import write_course_layout
+from diffadapt.viz.images import uint8_to_model
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
     count = 200
     for _ in range(count):
         images, labels = next(batches)
-        x0 = images.float().mul_(2 / 255).sub_(1)
+        x0 = uint8_to_model(images)
     serve_ms = (time.perf_counter() - start) / count * 1000
 
     from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig

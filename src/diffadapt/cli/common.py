@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from diffadapt.device import pick_device  # noqa: F401  (re-exported for the command families)
+
 
 def add_family(families: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
     family = families.add_parser(name, help=help_text, description=help_text)
@@ -18,14 +20,6 @@ def add_command(
     parser = commands.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)
     return parser
-
-
-def pick_device(name: str = "auto"):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def parse_int_list(text: str) -> list[int]:

@@ -135,21 +135,15 @@ def run_train(args: argparse.Namespace) -> int:
 def sampling_setup(args: argparse.Namespace):
     """Load the model and merge the command's sampling flags over the checkpoint's defaults."""
     from diffadapt.diffusion.models import load_model
-    from diffadapt.diffusion.sampler import SamplerConfig
     from diffadapt.errors import InputError
 
     loaded = load_model(args.ckpt, device=pick_device(args.device), precision=args.precision)
-    defaults = loaded.config.get("sampling", {})
-    method = args.method or defaults.get("method", "ddim")
-    steps = args.steps or defaults.get("steps", 50)
-    eta = args.eta if args.eta is not None else defaults.get("eta", 0.0)
-    guidance = args.guidance if args.guidance is not None else defaults.get("guidance", 2.0)
-    if method == "ddim" and not 1 <= steps <= loaded.schedule.num_timesteps:
-        raise InputError(f"--steps must be in 1..{loaded.schedule.num_timesteps}, got {steps}")
+    sampler = loaded.sampler(args.method, args.steps, args.eta)
+    if sampler.method == "ddim" and not 1 <= sampler.steps <= loaded.schedule.num_timesteps:
+        raise InputError(f"--steps must be in 1..{loaded.schedule.num_timesteps}, got {sampler.steps}")
     if args.batch_size < 1:
         raise InputError("--batch-size must be positive")
-    sampler = SamplerConfig(method=method, steps=steps, eta=eta, clip_x0=defaults.get("clip_x0", True))
-    return loaded, sampler, guidance
+    return loaded, sampler, loaded.guidance(args.guidance)
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -81,10 +81,9 @@ def model_and_noises(args: argparse.Namespace, count: int):
         if not 0 <= args.digit <= 9:
             raise InputError(f"--digit must be in 0..9, got {args.digit}")
         loaded = load_model(None if args.ckpt == "default" else args.ckpt, device=device, precision=args.precision)
-        guidance = args.guidance if args.guidance is not None else loaded.config.get("sampling", {}).get("guidance", 2.0)
         cfg = loaded.model_config
         noises = initial_noise(count, (cfg.in_channels, cfg.image_size, cfg.image_size), args.seed)
-        return digit_noise_model(loaded, args.digit, guidance), noises, [f"z{i}" for i in range(count)], to_images
+        return digit_noise_model(loaded, args.digit, loaded.guidance(args.guidance)), noises, [f"z{i}" for i in range(count)], to_images
     if args.unet is None or args.noise_dir is None:
         raise InputError("give --unet and --noise-dir (face model) or --ckpt (digit model)")
     model = load_face_model(args.unet, device, args.precision)

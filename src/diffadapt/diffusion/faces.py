@@ -182,5 +182,5 @@ def digit_noise_model(loaded, digit: int, guidance: float) -> NoiseModel:
 
     # Strong guidance drives unclipped x0 predictions far outside [-1, 1] at intermediate eta (measured on the
     # shipped model, eta 0.5: output std 1.45, max 5.0); the checkpoint's sampling default clips them.
-    clip = bool(loaded.config.get("sampling", {}).get("clip_x0", True))
+    clip = bool(loaded.sampling_defaults.get("clip_x0", True))
     return NoiseModel(eps, loaded.schedule, f"digit model, class {digit}", loaded.model, loaded.device, loaded.bf16, clip)

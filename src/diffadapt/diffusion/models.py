@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint, load_state_dict_strict
+from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
@@ -34,6 +35,23 @@ class LoadedModel:
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The ``sampling`` section of the checkpoint's config (chosen when it was trained or shipped)."""
+        return self.config.get("sampling", {})
+
+    def guidance(self, override: float | None = None) -> float:
+        """The guidance scale s: the caller's, else the checkpoint's, else 2."""
+        return float(override) if override is not None else float(self.sampling_defaults.get("guidance", 2.0))
+
+    def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None) -> SamplerConfig:
+        """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""
+        defaults = self.sampling_defaults
+        return SamplerConfig(
+            method=method or defaults.get("method", "ddim"), steps=steps or defaults.get("steps", 50),
+            eta=eta if eta is not None else defaults.get("eta", 0.0), clip_x0=defaults.get("clip_x0", True),
+        )
 
 
 def cpu_bf16_supported() -> bool:

@@ -29,6 +29,7 @@ from diffadapt.diffusion.checkpoint import STATE_FILE, load_resume_state, read_c
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon_loss
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
+from diffadapt.viz.images import uint8_to_model
 
 
 @dataclass
@@ -255,7 +256,7 @@ def train_diffusion(
             order = epoch_order(len(images), train_config.batch_size, train_config.seed, epoch).to(device)
             order_epoch = epoch
         index = order[position, rank * per_rank : (rank + 1) * per_rank]  # type: ignore[index]
-        x0 = images[index].float().mul_(2.0 / 255.0).sub_(1.0)
+        x0 = uint8_to_model(images[index])
         if channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         batch_labels = labels[index] if labels is not None else None

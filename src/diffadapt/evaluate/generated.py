@@ -10,6 +10,7 @@ import torch
 
 from diffadapt.data.imageio import list_images, read_images
 from diffadapt.errors import InputError
+from diffadapt.viz.images import uint8_to_model
 
 
 def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray, list[str]]:
@@ -65,7 +66,7 @@ def classify(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 100
     """uint8 (N, 3, 28, 28) -> predicted labels with a classifier taking [-1, 1] input."""
     predictions = []
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].float().div(127.5).sub(1.0)
+        x = uint8_to_model(images[start : start + batch_size])
         predictions.append(model(x).argmax(1))
     return torch.cat(predictions).numpy()
 

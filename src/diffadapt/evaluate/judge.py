@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffadapt.errors import InputError
+from diffadapt.viz.images import uint8_to_model
 
 JUDGE_KIND = "diffadapt/digit-judge"
 FLOOR_SIZES = (100, 200, 500, 1000)  # sample sizes at which the real-vs-real floor is recorded
@@ -82,7 +83,7 @@ def judge_features(model: JudgeNet, images: torch.Tensor, batch_size: int = 1000
     feats, preds = [], []
     device = next(model.parameters()).device
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div(127.5).sub(1.0)
+        x = uint8_to_model(images[start : start + batch_size].to(device))
         f = model.features(x)
         feats.append(f.cpu())
         preds.append(model.head(f).argmax(1).cpu())
@@ -106,7 +107,7 @@ def train_judge(train_images: torch.Tensor, train_labels: torch.Tensor, config: 
         order = torch.randperm(len(images), generator=generator).to(device)
         for i in range(steps_per_epoch):
             index = order[i * config.batch_size : (i + 1) * config.batch_size]
-            x = images[index].float().div(127.5).sub(1.0)
+            x = uint8_to_model(images[index])
             if config.augment:
                 x = random_shift(x, generator)
             loss = F.cross_entropy(model(x), labels[index], label_smoothing=0.05)

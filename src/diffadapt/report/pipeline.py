@@ -10,14 +10,9 @@ from typing import Any
 
 import torch
 
+from diffadapt.device import pick_device
 from diffadapt.errors import InputError
 from diffadapt.report.config import ReportConfig
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def check_inputs(config: ReportConfig) -> None:
@@ -55,7 +50,6 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
     from diffadapt.diffusion.digits import graded_labels, initial_noise, sample_digits, to_images
     from diffadapt.diffusion.figures import sample_grid, save_digit_grid, save_reverse_strip
     from diffadapt.diffusion.models import load_model
-    from diffadapt.diffusion.sampler import SamplerConfig
     from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
     from diffadapt.evaluate.generated import score_digits
     from diffadapt.evaluate.judge import judge_features, load_judge
@@ -63,12 +57,8 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
 
     part = config.digits
     loaded = load_model(None if part.ckpt == "default" else part.ckpt, device=device)
-    defaults = loaded.config.get("sampling", {})
-    guidance = part.guidance if part.guidance is not None else defaults.get("guidance", 2.0)
-    sampler = SamplerConfig(
-        method=part.method or defaults.get("method", "ddim"), steps=part.steps or defaults.get("steps", 50),
-        eta=part.eta if part.eta is not None else defaults.get("eta", 0.0), clip_x0=defaults.get("clip_x0", True),
-    )
+    guidance = loaded.guidance(part.guidance)
+    sampler = loaded.sampler(part.method, part.steps, part.eta)
     timings = {}
     start = time.perf_counter()
     grid, states = sample_grid(loaded, sampler, guidance, config.seed)
@@ -132,7 +122,7 @@ def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str
         from diffadapt.diffusion.models import load_model
 
         loaded = load_model(None if part.ckpt == "default" else part.ckpt, device=device, precision=part.precision)
-        guidance = loaded.config.get("sampling", {}).get("guidance", 2.0)
+        guidance = loaded.guidance()
         model = digit_noise_model(loaded, part.digit, guidance)
         cfg = loaded.model_config
         noises = initial_noise(4, (cfg.in_channels, cfg.image_size, cfg.image_size), config.seed)
@@ -206,7 +196,7 @@ def build_report(config: ReportConfig, out: str | Path, overwrite: bool = False)
     from diffadapt.viz.atomic import atomic_dir, write_text_atomic
 
     check_inputs(config)
-    device = _device(config.device)
+    device = pick_device(config.device)
     out = Path(out)
     results: dict[str, Any] = {"title": config.title, "device": device.type, "seed": config.seed, "config": asdict(config)}
     with atomic_dir(out, overwrite=overwrite) as tmp:
