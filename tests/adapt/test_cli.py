@@ -78,3 +78,25 @@ def test_tsne_two_figures(run_cli, runs, tmp_path):
 def test_refuses_to_overwrite_a_trained_seed(run_cli, runs):
     code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", "dann", "--out", runs / "dann", "--epochs", "1")
     assert code == 2 and "already trained" in err
+
+
+def test_predict_frames_images_as_the_run_was_trained(run_cli, tmp_path):
+    """A run of the ``ours`` recipe puts USPS digits in a 20-pixel box; predict must do the same to a folder."""
+    from diffadapt.adapt.runs import load_domain, load_run
+    from diffadapt.adapt.trainer import evaluate
+
+    code, out, _ = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", "dann", "--recipe", "ours",
+                           "--out", tmp_path / "ours", "--epochs", "1", "--batch-size", "128", "--no-progress")
+    assert code == 0 and "usps digits in a 20-pixel box" in out
+    run = load_run(tmp_path / "ours")
+    assert (run.config.frame, run.config.target_box) == ("match", 20)
+    val = load_domain("usps", 3, 28, box=20).val
+    folder = tmp_path / "usps_val"
+    folder.mkdir()
+    plain = load_domain("usps", 1, 28).val  # the same images as a user's folder holds them: 28x28 gray, digit filling the frame
+    for index in range(60):
+        Image.fromarray(plain.images[index, 0].numpy()).save(folder / f"{index:04d}.png")
+    assert run_cli("adapt", "predict", folder, tmp_path / "pred.csv", "--ckpt", tmp_path / "ours")[0] == 0
+    predicted = [int(row["label"]) for row in csv.DictReader(open(tmp_path / "pred.csv"))]
+    _, expected = evaluate(run.model, val, run.target_stats)
+    assert predicted == expected[:60].tolist()

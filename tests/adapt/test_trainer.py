@@ -76,3 +76,19 @@ def test_same_seed_same_result(domains):
     a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
     b = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
     assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+
+
+def test_ours_matches_the_digit_height_of_the_domains():
+    from diffadapt.adapt.runs import load_pair
+
+    source, target, config = load_pair("mnistm", "usps", preset("ours", "dann"))
+    assert (config.source_box, config.target_box) == (0, 20)
+    plain = load_domain("usps", 3, 28)
+    assert target.val.images.shape == plain.val.images.shape == (len(plain.val), 3, 28, 28)
+    border = torch.ones(28, 28, dtype=torch.bool)
+    border[4:24, 4:24] = False
+    # the embedded USPS digits are white on black: the added frame is black, the stretched images have ink there
+    assert int(target.val.images[:, :, border].max()) == 0 < int(plain.val.images[:, :, border].max())
+    assert torch.equal(source.val.images, load_domain("mnistm", 3, 28).val.images)
+    _, _, report = load_pair("mnistm", "usps", preset("report", "dann"))
+    assert (report.frame, report.source_box, report.target_box) == ("fill", 0, 0)

@@ -24,7 +24,7 @@ def predict_folder(image_dir: str | Path, out_csv: str | Path, ckpt: str | Path,
     """
     run = load_run(ckpt)
     digits = read_unlabelled_folder(image_dir, domain=run.document["target"]["domain"])
-    data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size)
+    data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
     stats = run.target_stats if normalisation == "target" else DomainStats.of(data)
     predictions = []
     for start in range(0, len(data), 2048):

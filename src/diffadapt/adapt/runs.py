@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from diffadapt.adapt.config import AdaptConfig
+from diffadapt.adapt.config import FRAMES, AdaptConfig
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.trainer import AdaptResult, DomainStats, result_summary
-from diffadapt.data import TensorImages, read_source, train_val
+from diffadapt.data import DigitSet, TensorImages, read_source, train_val
 from diffadapt.errors import InputError
 
 ADAPT_KIND = "diffadapt/digit-adaptation"
@@ -31,16 +31,41 @@ class DomainData:
     val: TensorImages
 
 
-def load_domain(spec: str, channels: int, size: int, seed: int = 0) -> DomainData:
-    """A domain's train and val splits as tensors of the asked channels and size (val never trains)."""
-    splits = read_source(spec, seed=seed)
-    train, val = train_val(splits, seed=0)
+def load_domain(spec: str, channels: int, size: int, box: int = 0) -> DomainData:
+    """A domain's train and val splits as tensors of the asked channels and size (val never trains);
+    ``box`` > 0 puts each image in a centred box of that side (see data/layout.py)."""
+    return _to_tensors(spec, *_read_splits(spec), channels, size, box)
+
+
+def load_pair(source_spec: str, target_spec: str, config: AdaptConfig) -> tuple[DomainData, DomainData, AdaptConfig]:
+    """Both domains of a run, prepared as ``config`` asks; with ``frame="match"`` the boxes that bring the
+    two domains' digits to one height are resolved here and returned in the config."""
+    from dataclasses import replace
+
+    from diffadapt.data.layout import matching_boxes
+
+    source_splits, target_splits = _read_splits(source_spec), _read_splits(target_spec)
+    if config.frame not in FRAMES:
+        raise InputError(f"unknown frame {config.frame!r} (one of {', '.join(FRAMES)})")
+    boxes = matching_boxes(source_splits[0].domain, target_splits[0].domain, config.size) if config.frame == "match" else (0, 0)
+    config = replace(config, source_box=boxes[0], target_box=boxes[1])
+    source = _to_tensors(source_spec, *source_splits, config.channels, config.size, config.source_box)
+    target = _to_tensors(target_spec, *target_splits, config.channels, config.size, config.target_box)
+    return source, target, config
+
+
+def _read_splits(spec: str) -> tuple[DigitSet, DigitSet]:
+    train, val = train_val(read_source(spec), seed=0)
     if not train.labelled or not val.labelled:
         raise InputError("domain adaptation needs a labelled source (its target labels are used for reporting)", spec)
+    return train, val
+
+
+def _to_tensors(spec: str, train: DigitSet, val: DigitSet, channels: int, size: int, box: int) -> DomainData:
     return DomainData(
         str(spec), train.domain,
-        TensorImages.from_digitset(train, channels=channels, size=size),
-        TensorImages.from_digitset(val, channels=channels, size=size),
+        TensorImages.from_digitset(train, channels=channels, size=size, box=box),
+        TensorImages.from_digitset(val, channels=channels, size=size, box=box),
     )
 
 

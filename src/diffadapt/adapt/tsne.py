@@ -65,8 +65,8 @@ def scatter(points: np.ndarray, colours: np.ndarray, names: list[str], title: st
 def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: int = 0) -> tuple[Path, Path]:
     """Two figures for one run: features of source val and target val images by class and by domain."""
     config, document = run.config, run.document
-    source = load_domain(document["source"]["spec"], config.channels, config.size)
-    target = load_domain(document["target"]["spec"], config.channels, config.size)
+    source = load_domain(document["source"]["spec"], config.channels, config.size, config.source_box)
+    target = load_domain(document["target"]["spec"], config.channels, config.size, config.target_box)
     source_val, target_val = subsample(source.val, per_domain, seed), subsample(target.val, per_domain, seed + 1)
     features = np.concatenate([extract(run, source_val, run.source_stats), extract(run, target_val, run.target_stats)])
     points = embed(features, seed)

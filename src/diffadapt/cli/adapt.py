@@ -18,12 +18,14 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder; one seed{S}/ inside per seed")
     p.add_argument("--seeds", type=parse_int_list, default=[0])
     p.add_argument("--recipe", choices=("report", "ours"), default="report",
-                   help="report: the founding report's network and schedule; ours: stronger extractor, augmentation, entropy")
+                   help="report: the founding report's network and schedule; ours: matched digit height, augmentation, entropy")
     p.add_argument("--network", choices=("report", "lenet", "wide"), default=None)
     p.add_argument("--epochs", type=int, default=None, help="default 100")
     p.add_argument("--batch-size", type=int, default=None, help="default 512")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--frame", choices=("fill", "match"), default=None,
+                   help="fill: every domain stretched to 28x28 (report); match: digits brought to one height (ours)")
     p.add_argument("--entropy-weight", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=None, help="report target-val accuracy every N epochs (never used to choose)")
     p.add_argument("--select-on-val", action="store_true", help="keep the epoch with the best target-val accuracy (uses target labels!)")
@@ -55,13 +57,13 @@ def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from diffadapt.adapt.config import preset
-    from diffadapt.adapt.runs import load_domain, save_run
+    from diffadapt.adapt.runs import load_pair, save_run
     from diffadapt.adapt.trainer import train_adaptation
     from diffadapt.errors import InputError
 
     out = Path(args.out)
     overrides = dict(network=args.network, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
-                     entropy_weight=args.entropy_weight, eval_every=args.eval_every)
+                     entropy_weight=args.entropy_weight, eval_every=args.eval_every, frame=args.frame)
     config = preset(args.recipe, args.mode, **overrides)
     config = replace(config, select_on_val=args.select_on_val, cuda_graphs=not args.no_cuda_graphs)
     if config.select_on_val and config.eval_every <= 0:
@@ -70,10 +72,10 @@ def run_train(args: argparse.Namespace) -> int:
     if existing:
         raise InputError(f"seed{existing[0]} already trained here; choose another --out", out)
     device = pick_device(args.device)
-    source = load_domain(args.source, config.channels, config.size)
-    target = load_domain(args.target, config.channels, config.size)
+    source, target, config = load_pair(args.source, args.target, config)
+    boxes = "".join(f", {name} digits in a {box}-pixel box" for name, box in ((source.domain, config.source_box), (target.domain, config.target_box)) if box)
     print(f"{source.domain} ({len(source.train)} train / {len(source.val)} val) -> {target.domain} "
-          f"({len(target.train)} train / {len(target.val)} val), mode {config.mode}, recipe {config.recipe}, device {device.type}")
+          f"({len(target.train)} train / {len(target.val)} val), mode {config.mode}, recipe {config.recipe}{boxes}, device {device.type}")
     for seed in args.seeds:
         seeded = replace(config, seed=seed)
         try:

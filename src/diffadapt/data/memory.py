@@ -20,17 +20,27 @@ LUMA = (0.299, 0.587, 0.114)
 
 
 def convert_images(
-    images: torch.Tensor, channels: int | None = None, size: int | tuple[int, int] | None = None, chunk: int = 8192
+    images: torch.Tensor,
+    channels: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    chunk: int = 8192,
+    box: int = 0,
 ) -> torch.Tensor:
     """Convert (N, C, H, W) uint8 images to another channel count and/or size; returns uint8.
 
     Gray -> RGB repeats the channel; RGB -> gray takes BT.601 luma. Resizing is bilinear, antialiased when
-    shrinking, rounded back to [0, 255].
+    shrinking, rounded back to [0, 255]. ``box`` > 0 (needs ``size``) resizes each image to box x box and
+    centres it in the frame, padded with the median of its own border pixels (its background), so that a
+    domain whose digits fill the frame can be brought to another domain's digit height (see layout.py).
     """
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(f"expected (N, C, H, W) uint8, got {tuple(images.shape)} {images.dtype}")
     if isinstance(size, int):
         size = (size, size)
+    if box:
+        if size is None or not 0 < box < min(size):
+            raise ValueError(f"box {box} must lie between 0 and the frame size {size}")
+        return torch.cat([_place_in_box(part, box, size) for part in convert_images(images, channels, chunk=chunk).split(chunk)])
     same_size = size is None or tuple(images.shape[2:]) == tuple(size)
     same_channels = channels is None or channels == images.shape[1]
     if same_size and same_channels:
@@ -53,6 +63,19 @@ def convert_images(
         out.append(part.contiguous())
     return torch.cat(out)
 
+
+
+def _place_in_box(images: torch.Tensor, box: int, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> (N, C, *size) uint8: each image shrunk to box x box, centred, background-padded."""
+    x = images.float()
+    border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
+    background = border.median(dim=2).values  # (N, C)
+    shrinking = box < images.shape[2] or box < images.shape[3]
+    inner = F.interpolate(x, size=(box, box), mode="bilinear", align_corners=False, antialias=shrinking)
+    out = background[:, :, None, None].expand(-1, -1, *size).clone()
+    top, left = (size[0] - box) // 2, (size[1] - box) // 2
+    out[:, :, top : top + box, left : left + box] = inner
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 class TensorImages:
     """One domain's images and labels as two tensors on one device.
@@ -79,12 +102,14 @@ class TensorImages:
         channels: int | None = None,
         size: int | tuple[int, int] | None = None,
         device: str | torch.device | None = None,
+        box: int = 0,
     ) -> TensorImages:
-        """Move a :class:`DigitSet` into tensors, converting channels and size on request (on ``device``)."""
+        """Move a :class:`DigitSet` into tensors, converting channels and size on request (on ``device``);
+        ``box`` as in :func:`convert_images`."""
         images = torch.from_numpy(np.ascontiguousarray(digits.images)).permute(0, 3, 1, 2).contiguous()
         images = images.to(device) if device is not None else images
         labels = torch.from_numpy(digits.labels).to(images.device)
-        return cls(convert_images(images, channels, size), labels, digits.domain)
+        return cls(convert_images(images, channels, size, box=box), labels, digits.domain)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -151,7 +151,7 @@ def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[st
     from dataclasses import replace
 
     from diffadapt.adapt.config import preset
-    from diffadapt.adapt.runs import load_domain, load_run, run_folders, save_run
+    from diffadapt.adapt.runs import load_pair, load_run, run_folders, save_run
     from diffadapt.adapt.table import write_table
     from diffadapt.adapt.trainer import train_adaptation
     from diffadapt.adapt.tsne import tsne_figures
@@ -160,15 +160,16 @@ def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[st
     runs: list[Path] = [Path(r) for r in part.runs]
     timings: dict[str, float] = {}
     if not part.runs:
-        channels, size = 3, 28
-        source = load_domain(part.source, channels, size)
         for target_spec in part.targets:
-            target = load_domain(target_spec, channels, size)
             for recipe in part.recipes:
+                # The recipe decides how the domains are framed (the same for its three modes): one read per recipe.
+                source, target, framed = load_pair(part.source, target_spec, preset(recipe, "dann"))
                 for mode in part.modes:
+                    mode_config = replace(preset(recipe, mode, epochs=part.epochs, batch_size=part.batch_size),
+                                          source_box=framed.source_box, target_box=framed.target_box)
                     run_dir = out / "adapt" / f"{source.domain}-to-{target.domain}" / f"{mode}-{recipe}"
                     for seed in part.seeds:
-                        run_config = replace(preset(recipe, mode, epochs=part.epochs, batch_size=part.batch_size), seed=seed)
+                        run_config = replace(mode_config, seed=seed)
                         result = train_adaptation(run_config, source.train, source.val, target.train, target.val, device)
                         save_run(run_dir / f"seed{seed}", run_config, source, target, result, device.type)
                         timings[f"{run_dir.parent.name}/{run_dir.name}/seed{seed}"] = result.train_seconds
