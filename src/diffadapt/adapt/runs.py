@@ -44,9 +44,9 @@ def load_pair(source_spec: str, target_spec: str, config: AdaptConfig) -> tuple[
 
     from diffadapt.data.layout import matching_boxes
 
-    source_splits, target_splits = _read_splits(source_spec), _read_splits(target_spec)
     if config.frame not in FRAMES:
         raise InputError(f"unknown frame {config.frame!r} (one of {', '.join(FRAMES)})")
+    source_splits, target_splits = _read_splits(source_spec), _read_splits(target_spec)
     boxes = matching_boxes(source_splits[0].domain, target_splits[0].domain, config.size) if config.frame == "match" else (0, 0)
     config = replace(config, source_box=boxes[0], target_box=boxes[1])
     source = _to_tensors(source_spec, *source_splits, config.channels, config.size, config.source_box)

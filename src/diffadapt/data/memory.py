@@ -64,7 +64,6 @@ def convert_images(
     return torch.cat(out)
 
 
-
 def _place_in_box(images: torch.Tensor, box: int, size: tuple[int, int]) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N, C, *size) uint8: each image shrunk to box x box, centred, background-padded."""
     x = images.float()
@@ -76,6 +75,7 @@ def _place_in_box(images: torch.Tensor, box: int, size: tuple[int, int]) -> torc
     top, left = (size[0] - box) // 2, (size[1] - box) // 2
     out[:, :, top : top + box, left : left + box] = inner
     return out.round_().clamp_(0, 255).to(torch.uint8)
+
 
 class TensorImages:
     """One domain's images and labels as two tensors on one device.
