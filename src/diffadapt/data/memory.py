@@ -40,7 +40,7 @@ def convert_images(
     if box:
         if size is None or not 0 < box < min(size):
             raise ValueError(f"box {box} must lie between 0 and the frame size {size}")
-        return torch.cat([_place_in_box(part, box, size) for part in convert_images(images, channels, chunk=chunk).split(chunk)])
+        return torch.cat([_place_in_box(part, box, size, chunk) for part in convert_images(images, channels, chunk=chunk).split(chunk)])
     same_size = size is None or tuple(images.shape[2:]) == tuple(size)
     same_channels = channels is None or channels == images.shape[1]
     if same_size and same_channels:
@@ -64,17 +64,15 @@ def convert_images(
     return torch.cat(out)
 
 
-def _place_in_box(images: torch.Tensor, box: int, size: tuple[int, int]) -> torch.Tensor:
-    """(N, C, H, W) uint8 -> (N, C, *size) uint8: each image shrunk to box x box, centred, background-padded."""
-    x = images.float()
-    border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, :, 0], x[:, :, :, -1]], dim=2)
-    background = border.median(dim=2).values  # (N, C)
-    shrinking = box < images.shape[2] or box < images.shape[3]
-    inner = F.interpolate(x, size=(box, box), mode="bilinear", align_corners=False, antialias=shrinking)
+def _place_in_box(images: torch.Tensor, box: int, size: tuple[int, int], chunk: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> (N, C, *size) uint8: each image resized to box x box as above, centred, and
+    padded with the median of its own border pixels."""
+    border = torch.cat([images[:, :, 0, :], images[:, :, -1, :], images[:, :, :, 0], images[:, :, :, -1]], dim=2)
+    background = border.median(dim=2).values  # (N, C), one of the border's own values
     out = background[:, :, None, None].expand(-1, -1, *size).clone()
     top, left = (size[0] - box) // 2, (size[1] - box) // 2
-    out[:, :, top : top + box, left : left + box] = inner
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+    out[:, :, top : top + box, left : left + box] = convert_images(images, size=(box, box), chunk=chunk)
+    return out
 
 
 class TensorImages:

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class CourseLeNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
