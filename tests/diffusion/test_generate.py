@@ -102,3 +102,25 @@ def test_reverse_strip_ends_in_the_grid_image(tiny_run):
     assert torch.equal(states[100][0], x_T[10])
     assert np.array_equal(nchw_to_nhwc(model_to_uint8(states[0]))[0], grid[10])
     assert frame_times(sorted(states, reverse=True)) == [100, 80, 60, 40, 20, 0]
+
+
+def test_generate_with_a_guidance_interval(run_cli, tiny_run, tmp_path):
+    args = ["--ckpt", tiny_run, "--per-class", "1", "--steps", "4", "--guidance", "3"]
+    code, out, _ = run_cli("digits", "generate", tmp_path / "a", *args, "--guidance-interval", "20:60")
+    assert code == 0 and "guidance s 3 at t 20..60" in out and len(list((tmp_path / "a").iterdir())) == 10
+    for interval, message in (("60:20", "0 <= lo <= hi <= 99"), ("0:100", "0 <= lo <= hi <= 99")):
+        code, _, err = run_cli("digits", "generate", tmp_path / "b", *args, "--guidance-interval", interval)
+        assert code == 2 and message in err and not (tmp_path / "b").exists()
+    with pytest.raises(SystemExit):
+        run_cli("digits", "generate", tmp_path / "b", *args, "--guidance-interval", "early")
+
+
+def test_guidance_defaults_come_from_the_checkpoint(tiny_run):
+    from diffadapt.diffusion.guidance import Guidance
+
+    loaded = load_model(tiny_run, precision="fp32")
+    loaded.config["sampling"] = {"guidance": 2.5, "guidance_interval": [10, 50]}
+    assert loaded.guidance() == Guidance(2.5, (10, 50))
+    assert loaded.guidance(4.0) == Guidance(4.0, (10, 50))
+    assert loaded.guidance(None, "all") == Guidance(2.5)
+    assert loaded.guidance(None, (0, 99)) == Guidance(2.5, (0, 99))

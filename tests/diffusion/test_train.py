@@ -75,3 +75,13 @@ def test_learning_rate_warmup_and_cosine():
     assert learning_rate(config, 0, 100) == pytest.approx(0.1)
     assert learning_rate(config, 10, 100) == pytest.approx(1.0)
     assert learning_rate(config, 100, 100) == pytest.approx(0.1)
+
+
+def test_cli_trains_a_patch_model_and_refuses_a_bad_one(run_cli, tmp_path):
+    args = ["--data", "mnist", "--steps", "2", "--batch-size", "8", "--base-channels", "16", "--channel-mults", "1,2",
+            "--attention-levels", "1", "--res-blocks", "1", "--no-progress"]
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "bad", *args, "--patch-size", "3")
+    assert code == 2 and "patch size 3 does not divide image size 28" in err and not (tmp_path / "bad").exists()
+    assert run_cli("digits", "train", "--out", tmp_path / "run", *args, "--patch-size", "2")[0] == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"]["patch_size"] == 2

@@ -29,6 +29,17 @@ def parse_int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
+def parse_timestep_interval(text: str) -> tuple[int, int] | str:
+    """``LO:HI`` (0-based timesteps, inclusive) or ``all``."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI (two whole numbers) or all, got {text!r}") from None
+    return lo, hi
+
+
 def parse_float_list(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]

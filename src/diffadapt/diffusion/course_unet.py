@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 BASE = 128
 MULTIPLIERS = (1, 1, 2, 2, 4, 4)
 ATTENTION_LEVEL = 4  # 16x16 for a 256x256 input

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.diffusion.guidance import GuidedModel
+from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import LoadedModel
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.viz.images import model_to_uint8, nchw_to_nhwc
@@ -26,7 +26,7 @@ def sample_digits(
     labels: torch.Tensor,
     x_T: torch.Tensor,
     sampler: SamplerConfig,
-    guidance: float,
+    guidance: Guidance | float,
     seed: int,
     batch_size: int = 500,
     progress: bool = True,

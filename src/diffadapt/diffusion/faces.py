@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from diffadapt.diffusion.checkpoint import FACES_KIND
+from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import resolve_precision
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
@@ -167,10 +168,8 @@ def mse_against(images: np.ndarray, gt_paths: list[Path]) -> list[float]:
     return errors
 
 
-def digit_noise_model(loaded, digit: int, guidance: float) -> NoiseModel:
+def digit_noise_model(loaded, digit: int, guidance: Guidance | float) -> NoiseModel:
     """A conditional digit checkpoint seen as eps(x, t) for one class, for the DDIM figures without face data."""
-    from diffadapt.diffusion.guidance import GuidedModel
-
     null = loaded.model_config.null_label
     if null is None:
         raise InputError("this checkpoint is unconditional; --digit needs a class-conditional digit model")

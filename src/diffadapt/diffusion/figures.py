@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from diffadapt.diffusion.digits import NUM_DIGITS, initial_noise, sample_digits, to_images
+from diffadapt.diffusion.guidance import Guidance
 from diffadapt.diffusion.models import LoadedModel
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.viz.grid import save_grid
@@ -32,7 +33,7 @@ def frame_times(visited: list[int], count: int = REVERSE_FRAMES) -> list[int]:
 
 
 def sample_grid(
-    loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, digit: int = 0
+    loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, digit: int = 0
 ) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
     """The grid's (100, H, W, C) uint8 images, and every state of the first image of ``digit`` by noise level.
 
@@ -64,12 +65,12 @@ def save_reverse_strip(states: dict[int, torch.Tensor], out: Path, digit: int = 
     return save_grid(out, images, len(times), col_labels=[f"t={t}" for t in times], scale=3, title=f"reverse process of digit {digit}")
 
 
-def digit_grid(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path) -> Path:
+def digit_grid(loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, out: Path) -> Path:
     images, _ = sample_grid(loaded, sampler, guidance, seed)
     return save_digit_grid(images, out)
 
 
-def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: float, seed: int, out: Path, digit: int = 0) -> Path:
+def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, out: Path, digit: int = 0) -> Path:
     """The grid's first image of ``digit`` (column 0) at six noise levels, labelled with t."""
     _, states = sample_grid(loaded, sampler, guidance, seed, digit)
     return save_reverse_strip(states, out, digit)

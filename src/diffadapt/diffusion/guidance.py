@@ -1,16 +1,50 @@
-"""Classifier-free guidance (Ho & Salimans, 2022).
+"""Classifier-free guidance (Ho & Salimans, 2022), optionally limited to an interval of timesteps.
 
     eps = eps_uncond + s * (eps_cond - eps_uncond)
 
 s = 1 is the plain conditional model, s = 0 the unconditional one, s > 1 pushes samples towards the
 class. Much course code writes the same thing as ``(1 + w) * eps_cond - w * eps_uncond``: that is this
 formula with s = 1 + w (w = 0 is unguided, the report's w = 2 is s = 3).
+
+Guidance interval (Kynkaenniemi et al., 2024): guidance at the highest noise levels decides the layout
+of a sample early and collapses the variety of the class; at the lowest it only sharpens detail. Applying
+s only for timesteps lo <= t <= hi and the conditional model (s = 1) elsewhere keeps most of the accuracy
+gain with less loss of diversity, and the steps outside the interval cost one forward instead of two.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """The guidance scale s and the 0-based timesteps (lo, hi), inclusive, where it applies (None: all)."""
+
+    scale: float
+    interval: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval is not None:
+            lo, hi = self.interval
+            if not 0 <= lo <= hi:
+                raise ValueError(f"guidance interval must be 0 <= lo <= hi, got {lo}..{hi}")
+
+    def scale_at(self, t: int) -> float:
+        """s at timestep t: the scale inside the interval, 1 (conditional only) outside it."""
+        if self.interval is None or self.interval[0] <= t <= self.interval[1]:
+            return float(self.scale)
+        return 1.0
+
+    def to_dict(self) -> dict:
+        return {"scale": float(self.scale), "interval": list(self.interval) if self.interval is not None else None}
+
+    def __str__(self) -> str:
+        text = f"s {self.scale:g}"
+        return text if self.interval is None else f"{text} at t {self.interval[0]}..{self.interval[1]}"
 
 
 def guided_epsilon(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -20,26 +54,28 @@ def guided_epsilon(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: floa
 
 
 class GuidedModel(nn.Module):
-    """Wrap a conditional eps-model into an eps(x, t) callable for fixed labels and guidance scale.
+    """Wrap a conditional eps-model into an eps(x, t) callable for fixed labels and guidance.
 
     Both halves run in one batched forward: the input is duplicated and the second half gets the null
-    label, which costs one launch sequence instead of two.
+    label, which costs one launch sequence instead of two. With an interval, every sample of a call must
+    share one t (as in the sampler); t is read on the host once per call.
     """
 
-    def __init__(self, model: nn.Module, labels: torch.Tensor, scale: float, null_label: int) -> None:
+    def __init__(self, model: nn.Module, labels: torch.Tensor, guidance: Guidance | float, null_label: int) -> None:
         super().__init__()
         self.model = model
         self.labels = labels
-        self.scale = float(scale)
+        self.guidance = guidance if isinstance(guidance, Guidance) else Guidance(float(guidance))
         self.null_label = null_label
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.scale == 1.0:
+        scale = self.guidance.scale_at(int(t.reshape(-1)[0])) if self.guidance.interval is not None else self.guidance.scale
+        if scale == 1.0:
             return self.model(x, t, self.labels).float()
-        if self.scale == 0.0:
+        if scale == 0.0:
             return self.model(x, t, torch.full_like(self.labels, self.null_label)).float()
         both = self.model(
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([self.labels, torch.full_like(self.labels, self.null_label)])
         )
         eps_cond, eps_uncond = both.chunk(2)
-        return guided_epsilon(eps_cond, eps_uncond, self.scale)
+        return guided_epsilon(eps_cond, eps_uncond, scale)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint, load_state_dict_strict
+from diffadapt.diffusion.guidance import Guidance
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
@@ -41,9 +42,24 @@ class LoadedModel:
         """The ``sampling`` section of the checkpoint's config (chosen when it was trained or shipped)."""
         return self.config.get("sampling", {})
 
-    def guidance(self, override: float | None = None) -> float:
-        """The guidance scale s: the caller's, else the checkpoint's, else 2."""
-        return float(override) if override is not None else float(self.sampling_defaults.get("guidance", 2.0))
+    def guidance(self, scale: float | None = None, interval: tuple[int, int] | str | None = None) -> Guidance:
+        """The caller's guidance scale s and interval where given, else the checkpoint's (else s = 2, all steps).
+
+        ``interval="all"`` asks for guidance at every step whatever the checkpoint says.
+        """
+        defaults = self.sampling_defaults
+        scale = float(scale) if scale is not None else float(defaults.get("guidance", 2.0))
+        if interval is None:
+            interval = defaults.get("guidance_interval")
+        if interval == "all" or interval is None:
+            return Guidance(scale)
+        try:
+            lo, hi = (int(v) for v in interval)
+        except (TypeError, ValueError):
+            raise InputError(f"guidance interval must be [lo, hi] or 'all', got {interval!r}") from None
+        if not 0 <= lo <= hi or hi >= self.schedule.num_timesteps:
+            raise InputError(f"guidance interval {lo}..{hi} must satisfy 0 <= lo <= hi <= {self.schedule.num_timesteps - 1} (the schedule's last timestep)")
+        return Guidance(scale, (lo, hi))
 
     def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None) -> SamplerConfig:
         """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""

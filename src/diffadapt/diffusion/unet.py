@@ -5,6 +5,11 @@ Layout (Ho et al. 2020, as in most DDPM code): a 3x3 input convolution; per reso
 and a stride-2 downsampling; a middle of residual block, attention, residual block; the mirror image on
 the way up with skip connections; GroupNorm, SiLU and a 3x3 output convolution.
 
+``patch_size`` p > 1 folds each p x p patch into channels first (pixel unshuffle: (C, H, W) ->
+(C p^2, H/p, W/p)) and unfolds the output the same way, so the network runs at 1/p^2 of the positions with
+wider channels: the same arithmetic in fewer, larger matrix products, which is what keeps a GPU's tensor
+cores busy on 28x28 images (the narrow full-resolution levels of p = 1 are bound by memory traffic).
+
 Conditioning: sinusoidal features of t go through an MLP; a learned class embedding, with one extra
 "null" class for classifier-free guidance, is added to that time embedding (the founding report's
 choice), and every residual block adds the result per channel.
@@ -33,14 +38,17 @@ class UNetConfig:
     num_classes: int | None = 10  # None: unconditional
     dropout: float = 0.0
     norm_groups: int = 16
+    patch_size: int = 1  # p: the network sees (C p^2, H/p, W/p); 1 = plain pixels
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
         self.attention_levels = tuple(self.attention_levels)
         levels = len(self.channel_mults)
-        if self.image_size % (2 ** (levels - 1)):
+        if self.patch_size < 1 or self.image_size % self.patch_size:
+            raise ValueError(f"patch size {self.patch_size} does not divide image size {self.image_size}")
+        if (self.image_size // self.patch_size) % (2 ** (levels - 1)):
             # 28 -> 14 -> 7 works; a fourth level would need 3.5.
-            raise ValueError(f"image size {self.image_size} cannot be halved {levels - 1} times")
+            raise ValueError(f"image size {self.image_size} / patch {self.patch_size} cannot be halved {levels - 1} times")
         if any(not 0 <= a < levels for a in self.attention_levels):
             raise ValueError(f"attention levels {self.attention_levels} outside 0..{levels - 1}")
 
@@ -132,7 +140,9 @@ class ConditionalUNet(nn.Module):
         embed_dim = 4 * base
         self.time_mlp = nn.Sequential(nn.Linear(base, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.class_embedding = nn.Embedding(config.num_classes + 1, embed_dim) if config.num_classes else None
-        self.conv_in = nn.Conv2d(config.in_channels, base, 3, padding=1)
+        patch_channels = config.in_channels * config.patch_size**2
+        self.patchify = nn.PixelUnshuffle(config.patch_size) if config.patch_size > 1 else nn.Identity()
+        self.conv_in = nn.Conv2d(patch_channels, base, 3, padding=1)
 
         widths = [base * m for m in config.channel_mults]
         skip_widths = [base]
@@ -169,7 +179,8 @@ class ConditionalUNet(nn.Module):
             self.upsample.append(nn.Conv2d(channels, channels, 3, padding=1) if level > 0 else nn.Identity())
 
         self.norm_out = group_norm(channels, groups)
-        self.conv_out = nn.Conv2d(channels, config.in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(channels, patch_channels, 3, padding=1)
+        self.unpatchify = nn.PixelShuffle(config.patch_size) if config.patch_size > 1 else nn.Identity()
         # Zero-initialised output: the untrained model predicts eps = 0, a stable start.
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
@@ -185,7 +196,7 @@ class ConditionalUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         embedding = self.embed(t, labels)
-        h = self.conv_in(x)
+        h = self.conv_in(self.patchify(x))
         skips = [h]
         for level, (stage, downsample) in enumerate(zip(self.down, self.downsample)):
             for block, attention in zip(stage.blocks, stage.attentions):
@@ -200,7 +211,7 @@ class ConditionalUNet(nn.Module):
                 h = attention(block(torch.cat([h, skips.pop()], dim=1), embedding))
             if index < len(self.up) - 1:
                 h = upsample(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.unpatchify(self.conv_out(F.silu(self.norm_out(h))))
 
 
 def count_parameters(model: nn.Module) -> int:

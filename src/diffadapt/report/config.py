@@ -42,6 +42,7 @@ class DigitsPart:
     steps: int | None = None
     eta: float | None = None
     guidance: float | None = None
+    guidance_interval: list[int] | str | None = None  # [lo, hi] timesteps, "all", or None: the checkpoint's
     classifier: str = ""  # the course's LeNet weights; optional
     judge: str = "default"
     batch_size: int = 500

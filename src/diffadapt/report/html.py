@@ -64,7 +64,7 @@ def render_page(results: dict[str, Any]) -> str:
             figure(d["figures"]["reverse"], "The grid's first '0' along the reverse process, from pure noise (left) to the image (right).", "reverse process"),
             key_values([
                 ("checkpoint", d["checkpoint"]), ("sampler", f"{d['sampler']['method']}, {d['sampler']['steps']} steps"),
-                ("guidance scale s", d["guidance"]), ("device / precision", f"{d['device']} / {d['precision']}"),
+                ("guidance", d["guidance"]), ("device / precision", f"{d['device']} / {d['precision']}"),
                 ("images scored", s["images"]), ("judge accuracy", s["judge_accuracy"]),
                 ("course classifier accuracy", s.get("course_accuracy")),
                 ("judge Fréchet distance to real test images", s["frechet"]),

@@ -57,7 +57,7 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
 
     part = config.digits
     loaded = load_model(None if part.ckpt == "default" else part.ckpt, device=device)
-    guidance = loaded.guidance(part.guidance)
+    guidance = loaded.guidance(part.guidance, part.guidance_interval)
     sampler = loaded.sampler(part.method, part.steps, part.eta)
     timings = {}
     start = time.perf_counter()
@@ -92,7 +92,7 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
     return {
         "checkpoint": "shipped default" if part.ckpt == "default" else part.ckpt,
         "model": loaded.config.get("model"), "trained": loaded.config.get("training_summary", {}),
-        "sampler": asdict(sampler), "guidance": guidance, "device": device.type, "precision": "bf16" if loaded.bf16 else "fp32",
+        "sampler": asdict(sampler), "guidance": str(guidance), "device": device.type, "precision": "bf16" if loaded.bf16 else "fp32",
         "scores": scores, "timings": timings, "figures": {"grid": "digits_grid.png", "reverse": "digits_reverse.png"},
     }
 
@@ -128,7 +128,7 @@ def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str
         noises = initial_noise(4, (cfg.in_channels, cfg.image_size, cfg.image_size), config.seed)
         names = [f"z{i}" for i in range(4)]
         rule = to_images
-        result["source"] = f"digit checkpoint ({'shipped default' if part.ckpt == 'default' else part.ckpt}), digit {part.digit}, guidance {guidance:g}, noise from seed {config.seed}"
+        result["source"] = f"digit checkpoint ({'shipped default' if part.ckpt == 'default' else part.ckpt}), digit {part.digit}, guidance {guidance}, noise from seed {config.seed}"
     start = time.perf_counter()
     eta_grid(model, noises[:4], names[:4], rule, out / "ddim_eta_grid.png", steps=part.steps, seed=config.seed)
     result["eta_grid_s"] = time.perf_counter() - start
