@@ -1,7 +1,7 @@
 """Default UNet against the patch-2 shapes prepared for GPUs, on the CPU: parameters, FLOPs, held-out loss
 after the same number of training steps on real MNIST-M, and CPU time per step and per guided forward.
 
-    python benchmarks/bench_unet_shapes.py [--steps 300] [--batch 128]
+    python benchmarks/bench_unet_shapes.py [--steps 300] [--batch 128] [--lr 1e-3] [--shapes default p2-b96-m12-r1 ...]
 
 The loss is epsilon-MSE on 2,048 real MNIST-M test images at fixed timesteps and noise (the same for every
 model), after `--steps` AdamW steps of the trainer (fp32 on the CPU). It compares how much each shape learns
@@ -21,7 +21,7 @@ import torch
 
 from common import machine, require
 
-from diffadapt.data import DigitSet, TensorImages, read_source
+from diffadapt.data import TensorImages, read_source
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, train_diffusion
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), help="names (the part before the space) of SHAPES to run")
     args = parser.parse_args()
     splits = read_source(str(require("mnistm28.npz")), seed=0)
     train = TensorImages.from_digitset(splits["train"])
@@ -74,6 +75,8 @@ def main() -> None:
     schedule = LinearSchedule(schedule_config)
     rows = []
     for name, config in SHAPES.items():
+        if name.split()[0] not in args.shapes and name not in args.shapes:
+            continue
         train_config = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, warmup_steps=min(50, args.steps // 4),
                                    seed=0, checkpoint_every=0, log_every=50, precision="fp32")
         info = DataInfo(source="mnistm28.npz", domain="mnistm", channels=3, size=28, num_images=len(train))

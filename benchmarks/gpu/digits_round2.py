@@ -124,9 +124,6 @@ def probe(name: str, config: UNetConfig, device: torch.device, batch: int, secon
     }
     log(f"probe {name}: {values['parameters'] / 1e6:.2f} M, {forward / 1e9:.2f} GFLOP fwd; train {values['train_images_per_s']:,.0f} img/s "
         f"({values['train_tflops']:.1f} TFLOP/s), inference {values['infer_images_per_s']:,.0f} img/s ({values['infer_tflops']:.1f} TFLOP/s)")
-    del model, optimizer
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return values
 
 
@@ -291,6 +288,8 @@ def main() -> None:
         except Exception:
             results.error(f"probe_{name}")
             log(f"probe {name} failed:\n" + traceback.format_exc()[-1500:])
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     order = sorted(probes, key=lambda n: probes[n]["train_tflops"], reverse=True) or ["default"]
     log(f"candidates by training FLOP/s: {order}")
 
