@@ -39,9 +39,6 @@ class Guidance:
             return float(self.scale)
         return 1.0
 
-    def to_dict(self) -> dict:
-        return {"scale": float(self.scale), "interval": list(self.interval) if self.interval is not None else None}
-
     def __str__(self) -> str:
         text = f"s {self.scale:g}"
         return text if self.interval is None else f"{text} at t {self.interval[0]}..{self.interval[1]}"
