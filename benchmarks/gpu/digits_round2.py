@@ -134,29 +134,36 @@ def train(args, name: str, config: UNetConfig, images: np.ndarray, labels: np.nd
     from diffadapt.diffusion.train import DataInfo, TrainConfig, train_diffusion
 
     run = Path(args.work) / f"run-{name}"
-    shutil.rmtree(run, ignore_errors=True)
     data = TensorImages.from_digitset(DigitSet(images, labels, "mnistm"), device=device)
     train_config = TrainConfig(
         steps=10**7, time_limit=args.train_seconds, batch_size=args.batch, lr=args.lr, warmup_steps=args.warmup,
-        ema_decay=0.999, seed=0, checkpoint_every=0, log_every=25, compile=args.compile, weights_dtype="float16",
+        ema_decay=0.999, seed=0, checkpoint_every=0, log_every=25, compile=args.compile, compile_mode=args.train_compile_mode,
+        weights_dtype="float16",
     )
     info = DataInfo(source=f"real MNIST-M train ({len(data):,}-image subset of mnistm28.npz)", domain="mnistm", channels=3, size=28, num_images=len(data))
-    log(f"training {name}: batch {args.batch}, lr {args.lr}, {args.train_seconds} s, compile={args.compile}")
-    try:
-        result = train_diffusion(run, data, config, ScheduleConfig(), train_config, info, DIGITS_KIND, device=device, progress=False)
-    except Exception:
-        if not train_config.compile:
-            raise
-        log("compiled training failed, training eager:\n" + traceback.format_exc()[-1500:])
-        train_config = replace(train_config, compile=False)
-        result = train_diffusion(run, data, config, ScheduleConfig(), train_config, info, DIGITS_KIND, device=device, progress=False)
+    log(f"training {name}: batch {args.batch}, lr {args.lr}, {args.train_seconds} s, compile={args.compile} ({args.train_compile_mode})")
+    # Compilation is an optimisation: if a mode fails, fall back to the default mode, then to eager.
+    attempts = [train_config]
+    if train_config.compile and train_config.compile_mode != "default":
+        attempts.append(replace(train_config, compile_mode="default"))
+    if train_config.compile:
+        attempts.append(replace(train_config, compile=False))
+    for attempt, train_config in enumerate(attempts):
+        shutil.rmtree(run, ignore_errors=True)
+        try:
+            result = train_diffusion(run, data, config, ScheduleConfig(), train_config, info, DIGITS_KIND, device=device, progress=False)
+            break
+        except Exception:
+            if attempt == len(attempts) - 1:
+                raise
+            log(f"training with compile={train_config.compile} ({train_config.compile_mode}) failed:\n" + traceback.format_exc()[-1500:])
     _, train_flops = flops_per_image(config, device)
     rate = result.images_seen / max(result.train_seconds, 1e-9)
     values = {
         "run": str(run), "steps": result.steps, "images_seen": result.images_seen, "train_seconds": result.train_seconds,
         "compile_seconds": result.compile_seconds, "images_per_second": rate, "achieved_tflops": rate * train_flops / 1e12,
         "train_gflop_per_image": train_flops / 1e9, "epochs": result.images_seen / len(data), "final_loss": result.final_loss,
-        "loss_history": result.loss_history, "compiled": train_config.compile, "batch": args.batch, "lr": args.lr,
+        "loss_history": result.loss_history, "compiled": train_config.compile, "compile_mode": train_config.compile_mode, "batch": args.batch, "lr": args.lr,
     }
     log(f"trained {name}: {result.steps} steps in {result.train_seconds:.1f} s ({rate:,.0f} img/s, {values['achieved_tflops']:.1f} TFLOP/s), "
         f"compile {result.compile_seconds:.1f} s, loss {result.final_loss:.4f}")
@@ -250,6 +257,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=6e-4)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--train-compile-mode", default="default", help="torch.compile mode for training")
     parser.add_argument("--sample-compile", default="reduce-overhead", help="torch.compile mode for sampling ('' for eager)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
     parser.add_argument("--probe-seconds", type=float, default=3.0)

@@ -20,7 +20,7 @@ def tiny_report(tmp_path_factory):
     ckpt = str(root / "digits")
     config = ReportConfig(
         title="tiny report",
-        digits=DigitsPart(ckpt=ckpt, per_class=2, steps=4),
+        digits=DigitsPart(ckpt=ckpt, per_class=2, steps=4, guidance_interval=[20, 80]),
         ddim=DDIMPart(ckpt=ckpt, steps=4),
         adapt=AdaptPart(targets=["usps"], epochs=1, batch_size=256, tsne_per_domain=150),
     )
@@ -33,6 +33,7 @@ def test_report_files_and_numbers(tiny_report):
     results = json.loads((folder / "report.json").read_text())
     assert set(results) >= {"data", "digits", "ddim", "adapt", "total_seconds"}
     assert results["digits"]["scores"]["images"] == 20
+    assert results["digits"]["guidance"].endswith("at t 20..80")
     assert "DANN (report)" in results["adapt"]["table_markdown"]
     for name in ("domains.png", "digits_grid.png", "digits_reverse.png", "ddim_eta_grid.png", "ddim_interpolation.png", "adaptation_table.csv"):
         assert (folder / name).is_file(), name
@@ -58,9 +59,10 @@ def test_page_needs_no_script_or_network(tiny_report):
 
 def test_toml_config(tmp_path):
     path = tmp_path / "report.toml"
-    path.write_text('seed = 3\n[digits]\nper_class = 7\n[adapt]\ntargets = ["usps"]\nseeds = [0, 1]\n')
+    path.write_text('seed = 3\n[digits]\nper_class = 7\nguidance_interval = [100, 405]\n[adapt]\ntargets = ["usps"]\nseeds = [0, 1]\n')
     config = load_report_config(path)
     assert config.seed == 3 and config.digits.per_class == 7 and config.adapt.seeds == [0, 1]
+    assert config.digits.guidance_interval == [100, 405]
     path.write_text("[digits]\nper_klass = 7\n")
     with pytest.raises(InputError, match="per_klass"):
         load_report_config(path)

@@ -56,6 +56,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
+                   help="torch.compile mode with --compile; reduce-overhead replays CUDA graphs")
     p.add_argument("--weights-dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -111,7 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
             steps=args.steps, epochs=args.epochs, time_limit=args.time_limit, batch_size=args.batch_size, lr=args.lr,
             warmup_steps=args.warmup_steps, lr_schedule=args.lr_schedule, ema_decay=args.ema_decay,
             p_uncond=args.p_uncond, seed=args.seed, checkpoint_every=args.checkpoint_every,
-            precision=args.precision, compile=args.compile, weights_dtype=args.weights_dtype,
+            precision=args.precision, compile=args.compile, compile_mode=args.compile_mode, weights_dtype=args.weights_dtype,
         )
         schedule_config = ScheduleConfig(args.timesteps, args.beta_start, args.beta_end)
     # A generative model has no use for a val split: it trains on the whole train split.

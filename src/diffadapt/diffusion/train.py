@@ -54,6 +54,7 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16
     channels_last: str = "auto"  # auto: on CUDA only
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune
     weights_dtype: str = "float32"  # dtype of model.safetensors (float16 halves a shipped file)
 
     def to_dict(self) -> dict:
@@ -200,7 +201,7 @@ def train_diffusion(
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     if train_config.compile:
-        train_model = torch.compile(train_model)
+        train_model = torch.compile(train_model, mode=None if train_config.compile_mode == "default" else train_config.compile_mode)
 
     schedule = LinearSchedule(schedule_config)
     run_config = {

@@ -9,6 +9,8 @@ Example ``report.toml`` for the full-size report on a GPU::
     ckpt = "runs/digits"                 # "default": the shipped checkpoint
     per_class = 100
     classifier = "hw2_data/Classifier.pth"
+    guidance = 4                         # omit either for the checkpoint's choice
+    guidance_interval = [100, 405]       # or "all"
 
     [ddim]
     unet = "hw2_data/face/UNet.pt"       # empty: DDIM figures on the digit checkpoint
