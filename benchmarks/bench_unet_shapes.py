@@ -25,7 +25,7 @@ from diffadapt.data import TensorImages, read_source
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, train_diffusion
-from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig, count_parameters
+from diffadapt.diffusion.unet import UNetConfig, count_flops, count_parameters
 from diffadapt.viz.images import uint8_to_model
 
 SHAPES = {
@@ -34,15 +34,6 @@ SHAPES = {
     "p2-b128-m11-r1 (128-128, 14/7)": UNetConfig(patch_size=2, base_channels=128, channel_mults=(1, 1), num_res_blocks=1, attention_levels=(1,)),
     "p2-b80-m12-r2 (80-160, 14/7)": UNetConfig(patch_size=2, base_channels=80, channel_mults=(1, 2), num_res_blocks=2, attention_levels=(1,)),
 }
-
-
-def forward_gflop(config: UNetConfig) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = ConditionalUNet(config)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.randn(2, 3, 28, 28), torch.tensor([0, 1]), torch.tensor([0, 1]))
-    return counter.get_total_flops() / 2 / 1e9
 
 
 @torch.no_grad()
@@ -91,7 +82,7 @@ def main() -> None:
             start = time.perf_counter()
             model(x, t, y)
             forward_s = time.perf_counter() - start
-        rows.append((name, count_parameters(model), forward_gflop(config), loss, result.train_seconds / result.steps, forward_s))
+        rows.append((name, count_parameters(model), count_flops(config)[0] / 1e9, loss, result.train_seconds / result.steps, forward_s))
         print(f"{name}: held-out loss {loss:.4f}", flush=True)
     print(f"\nUNet shapes after {args.steps} steps at batch {args.batch} (lr {args.lr:g}) on real MNIST-M\nmachine: {machine()}\n")
     print("| shape | parameters | GFLOP per forward | held-out eps-MSE | CPU s per step (fp32) | CPU s per 1,000-image forward (bf16) |")

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from session import Results, elapsed, load_mnistm, log, score, synchronize  # noqa: E402
+from session import generate as session_generate  # noqa: E402
 
 from diffadapt.diffusion.unet import UNetConfig  # noqa: E402
 
@@ -60,28 +61,11 @@ QUALITY_SETTINGS = [
 ]
 
 
-def flops_per_image(config: UNetConfig, device: torch.device) -> tuple[float, float]:
-    """(forward, forward + backward) FLOPs of one 28x28 image, counted by torch's FLOP counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from diffadapt.diffusion.unet import ConditionalUNet
-
-    model = ConditionalUNet(config).to(device)
-    x = torch.randn(4, config.in_channels, config.image_size, config.image_size, device=device)
-    t, y = torch.randint(0, 500, (4,), device=device), torch.randint(0, 10, (4,), device=device)
-    with FlopCounterMode(display=False) as counter:
-        model(x, t, y)
-    forward = counter.get_total_flops() / 4
-    with FlopCounterMode(display=False) as counter:
-        model(x, t, y).square().mean().backward()
-    return forward, counter.get_total_flops() / 4
-
-
 def probe(name: str, config: UNetConfig, device: torch.device, batch: int, seconds: float) -> dict:
     """Eager bf16 channels_last: training images/s (fwd + bwd + fused AdamW) and inference images/s."""
-    from diffadapt.diffusion.unet import ConditionalUNet, count_parameters
+    from diffadapt.diffusion.unet import ConditionalUNet, count_flops, count_parameters
 
-    forward, train = flops_per_image(config, device)
+    forward, train = count_flops(config)
     model = ConditionalUNet(config).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
     x = torch.randn(batch, 3, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
@@ -132,6 +116,7 @@ def train(args, name: str, config: UNetConfig, images: np.ndarray, labels: np.nd
     from diffadapt.diffusion.checkpoint import DIGITS_KIND
     from diffadapt.diffusion.schedule import ScheduleConfig
     from diffadapt.diffusion.train import DataInfo, TrainConfig, train_diffusion
+    from diffadapt.diffusion.unet import count_flops
 
     run = Path(args.work) / f"run-{name}"
     data = TensorImages.from_digitset(DigitSet(images, labels, "mnistm"), device=device)
@@ -157,7 +142,7 @@ def train(args, name: str, config: UNetConfig, images: np.ndarray, labels: np.nd
             if attempt == len(attempts) - 1:
                 raise
             log(f"training with compile={train_config.compile} ({train_config.compile_mode}) failed:\n" + traceback.format_exc()[-1500:])
-    _, train_flops = flops_per_image(config, device)
+    _, train_flops = count_flops(config)
     rate = result.images_seen / max(result.train_seconds, 1e-9)
     values = {
         "run": str(run), "steps": result.steps, "images_seen": result.images_seen, "train_seconds": result.train_seconds,
@@ -175,18 +160,12 @@ def train(args, name: str, config: UNetConfig, images: np.ndarray, labels: np.nd
 
 
 def generate(loaded, method: str, steps: int, eta: float, scale: float, interval, per_class: int, seed: int = 0):
-    from diffadapt.diffusion.digits import graded_labels, initial_noise, sample_digits, to_images
+    """session.generate (1,000 graded images, timed) for one sampler and guidance setting, in one batch."""
     from diffadapt.diffusion.guidance import Guidance
     from diffadapt.diffusion.sampler import SamplerConfig
 
-    labels = graded_labels(per_class)
-    x_T = initial_noise(len(labels), (3, 28, 28), seed)
     sampler = SamplerConfig(method, steps, eta, clip_x0=True)
-    synchronize()
-    start = time.perf_counter()
-    x0 = sample_digits(loaded, labels, x_T, sampler, Guidance(scale, interval), seed, batch_size=len(labels), progress=False)
-    synchronize()
-    return to_images(x0), labels.numpy(), time.perf_counter() - start
+    return session_generate(loaded, sampler, Guidance(scale, interval), seed, per_class, batch=10 * per_class)
 
 
 def compiled_model(run: Path, device: torch.device, compile_mode: str | None):

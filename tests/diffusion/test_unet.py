@@ -63,3 +63,12 @@ def test_configs_saved_before_patches_load_as_plain_pixels():
     assert UNetConfig.from_dict(config).patch_size == 1
     loaded = load_model(default_digits_checkpoint(), precision="fp32")  # strict load of the shipped weights
     assert loaded.model_config.patch_size == 1
+
+
+def test_flop_count_of_the_default_model():
+    """The 0.83 GFLOP per forward in MODEL_CARD.md; a backward costs about twice a forward."""
+    from diffadapt.diffusion.unet import count_flops
+
+    forward, train = count_flops(UNetConfig())
+    assert abs(forward / 1e9 - 0.825) < 0.005
+    assert 2.5 < train / forward < 3.5

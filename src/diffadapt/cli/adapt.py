@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffadapt.adapt.config import FRAMES, MODES, RECIPES
 from diffadapt.cli.common import add_command, add_family, parse_int_list, pick_device
 
 
@@ -14,17 +15,17 @@ def register(families: argparse._SubParsersAction) -> None:
     p = add_command(commands, "train", run_train, "Train in one mode (source, dann, target), one run per seed.")
     p.add_argument("--source", required=True, help="labelled source domain (path or embedded name)")
     p.add_argument("--target", required=True, help="target domain; its labels are only used in --mode target and for reporting")
-    p.add_argument("--mode", choices=("source", "dann", "target"), required=True)
+    p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--out", required=True, help="run folder; one seed{S}/ inside per seed")
     p.add_argument("--seeds", type=parse_int_list, default=[0])
-    p.add_argument("--recipe", choices=("report", "ours"), default="report",
+    p.add_argument("--recipe", choices=RECIPES, default="report",
                    help="report: the founding report's network and schedule; ours: matched digit height, augmentation, entropy")
     p.add_argument("--network", choices=("report", "lenet", "wide"), default=None)
     p.add_argument("--epochs", type=int, default=None, help="default 100")
     p.add_argument("--batch-size", type=int, default=None, help="default 512")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--frame", choices=("fill", "match"), default=None,
+    p.add_argument("--frame", choices=FRAMES, default=None,
                    help="fill: every domain stretched to 28x28 (report); match: digits brought to one height (ours)")
     p.add_argument("--entropy-weight", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=None, help="report target-val accuracy every N epochs (never used to choose)")

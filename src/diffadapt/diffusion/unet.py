@@ -216,3 +216,19 @@ class ConditionalUNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(config: UNetConfig) -> tuple[float, float]:
+    """(forward, forward + backward) FLOPs per image, by torch's FLOP counter on a CPU copy of the model
+    (the count depends only on the shapes, not on the device or the weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = ConditionalUNet(config)
+    x = torch.randn(2, config.in_channels, config.image_size, config.image_size)
+    t, labels = torch.tensor([0, 1]), (torch.tensor([0, 1]) if config.num_classes else None)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, t, labels)
+    forward = counter.get_total_flops() / 2
+    with FlopCounterMode(display=False) as counter:
+        model(x, t, labels).square().mean().backward()
+    return forward, counter.get_total_flops() / 2
