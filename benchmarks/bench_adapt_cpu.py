@@ -16,7 +16,7 @@ from common import print_table, require
 
 from diffadapt.adapt.config import preset
 from diffadapt.adapt.trainer import train_adaptation
-from diffadapt.adapt.tsne import embed
+from diffadapt.apps.adaptation.tsne import embed
 from diffadapt.data import DigitSet, TensorImages, read_source, train_val
 
 

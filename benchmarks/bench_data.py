@@ -19,7 +19,8 @@ from common import print_table, require
 
 from diffadapt.data import DigitSet, TensorImages, read_source
 from diffadapt.data.prepare import write_course_layout
-from diffadapt.viz.images import uint8_to_model
+from diffadapt.data.batches import epoch_batches
+from diffadapt.images import uint8_to_model
 
 
 def main() -> None:
@@ -46,13 +47,11 @@ def main() -> None:
     rows.append((f"read course layout ({args.images:,} PNG files)", f"{args.images / png_seconds:,.0f} images/s ({png_seconds:.2f} s)", "-"))
 
     data = TensorImages.from_digitset(everything)
-    batches = data.forever(256, torch.Generator().manual_seed(0))
-    for _ in range(5):
-        next(batches)
+    order = epoch_batches(len(data), 256, torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    count = 200
-    for _ in range(count):
-        images, labels = next(batches)
+    count = min(200, len(order))
+    for index in order[:count]:
+        images, labels = data.images[index], data.labels[index]
         x0 = uint8_to_model(images)
     serve_ms = (time.perf_counter() - start) / count * 1000
 

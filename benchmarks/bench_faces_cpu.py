@@ -14,7 +14,7 @@ import torch
 from common import print_table
 
 from diffadapt.diffusion.course_unet import CourseFaceUNet, golden_weights
-from diffadapt.diffusion.faces import COURSE_SCHEDULE, NoiseModel, ddim_faces
+from diffadapt.apps.faces.models import COURSE_SCHEDULE, NoiseModel, ddim_faces
 from diffadapt.diffusion.schedule import LinearSchedule
 
 

@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, require  # noqa: E402
 
 from diffadapt.cli.common import pick_device  # noqa: E402
-from diffadapt.diffusion.digits import graded_labels, initial_noise, sample_digits, to_images  # noqa: E402
+from diffadapt.apps.digits.generate import graded_labels, initial_noise, sample_digits, to_images  # noqa: E402
 from diffadapt.diffusion.models import load_model  # noqa: E402
 from diffadapt.evaluate.generated import score_digits  # noqa: E402
 from diffadapt.evaluate.judge import load_judge  # noqa: E402
 from diffadapt.evaluate.lenet import load_course_classifier  # noqa: E402
+from diffadapt.images import nhwc_to_nchw  # noqa: E402
 
 
 def parse_setting(text: str) -> tuple[float, str | tuple[int, int]]:
@@ -73,7 +74,7 @@ def main() -> None:
         start = time.perf_counter()
         x0 = sample_digits(loaded, labels, x_T, sampler, guidance, args.seed)
         seconds = time.perf_counter() - start
-        images = torch.from_numpy(to_images(x0)).permute(0, 3, 1, 2).contiguous()
+        images = nhwc_to_nchw(to_images(x0))
         scores = score_digits(images, labels.numpy(), classifier, judge)
         row = {"key": key, "sampler": sampler_name, "guidance": str(guidance), "course_accuracy": scores.overall,
                "judge_accuracy": scores.judge_accuracy, "frechet": scores.frechet, "floor": scores.floor_1000,

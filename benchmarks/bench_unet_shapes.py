@@ -26,7 +26,7 @@ from diffadapt.diffusion.checkpoint import DIGITS_KIND
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig, count_flops, count_parameters
-from diffadapt.viz.images import uint8_to_model
+from diffadapt.images import nhwc_to_nchw, uint8_to_model
 
 SHAPES = {
     "default (32-64-128, 28/14/7)": UNetConfig(),
@@ -60,7 +60,7 @@ def main() -> None:
     train = TensorImages.from_digitset(splits["train"])
     test = splits["test"] if "test" in splits else splits["val"]
     pick = np.random.default_rng(0).permutation(len(test.images))[:2048]
-    x0_test = uint8_to_model(torch.from_numpy(test.images[pick]).permute(0, 3, 1, 2))
+    x0_test = uint8_to_model(nhwc_to_nchw(test.images[pick]))
     labels_test = torch.from_numpy(test.labels[pick]).long()
     schedule_config = ScheduleConfig()
     schedule = LinearSchedule(schedule_config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class InputError(Exception):
+class InputError(ValueError):
     """Bad input from the user: a missing or corrupt file, a wrong shape, a label out of range."""
 
     exit_code = 2

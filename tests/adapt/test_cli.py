@@ -16,7 +16,7 @@ def runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("adapt")
     for mode in ("source", "dann", "target"):
-        code = main(["adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", mode, "--out", str(root / mode),
+        code = main(["adapt", "train", "--source", "mnistm", "--target", "usps", "--method", mode, "--out", str(root / mode),
                      "--seeds", "0,1", "--epochs", "1", "--batch-size", "128", "--no-progress"])
         assert code == 0
     return root
@@ -25,7 +25,7 @@ def runs(tmp_path_factory):
 def test_run_folders_and_config(runs):
     document = json.loads((runs / "dann" / "seed1" / "config.json").read_text())
     assert document["kind"] == "diffadapt/digit-adaptation"
-    assert document["config"]["mode"] == "dann" and document["config"]["seed"] == 1
+    assert document["config"]["method"] == "dann" and document["config"]["seed"] == 1
     assert document["source"]["domain"] == "mnistm" and document["target"]["domain"] == "usps"
     assert len(document["target"]["stats"]["mean"]) == 3
     assert 0 <= document["results"]["target_val_accuracy"] <= 1
@@ -76,16 +76,16 @@ def test_tsne_two_figures(run_cli, runs, tmp_path):
 
 
 def test_refuses_to_overwrite_a_trained_seed(run_cli, runs):
-    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", "dann", "--out", runs / "dann", "--epochs", "1")
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--out", runs / "dann", "--epochs", "1")
     assert code == 2 and "already trained" in err
 
 
 def test_predict_frames_images_as_the_run_was_trained(run_cli, tmp_path):
-    """A run of the ``ours`` recipe puts USPS digits in a 20-pixel box; predict must do the same to a folder."""
-    from diffadapt.adapt.runs import load_domain, load_run
+    """A run of the ``matched`` recipe puts USPS digits in a 20-pixel box; predict must do the same to a folder."""
+    from diffadapt.apps.adaptation.runs import load_domain, load_run
     from diffadapt.adapt.trainer import evaluate
 
-    code, out, _ = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--mode", "dann", "--recipe", "ours",
+    code, out, _ = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--recipe", "matched",
                            "--out", tmp_path / "ours", "--epochs", "1", "--batch-size", "128", "--no-progress")
     assert code == 0 and "usps digits in a 20-pixel box" in out
     run = load_run(tmp_path / "ours")

@@ -7,28 +7,27 @@ import math
 import pytest
 import torch
 
-from diffadapt.adapt.alignment.dann import annealed_lr, domain_adversarial_loss, reversal_coefficient
-from diffadapt.adapt.modules.grl import GradientReversal
-from diffadapt.adapt.modules.networks import DigitClassifier, ReportExtractor
-from diffadapt.adapt.trainer import TensorSGD, augment
+from diffadapt.adapt.alignment.dann import DANN, domain_adversarial_loss
+from diffadapt.adapt.augment import weak as augment
+from diffadapt.adapt.modules.grl import reverse_gradient
+from diffadapt.adapt.modules.networks import CNN3Extractor, DigitClassifier
+from diffadapt.adapt.optim import TensorSGD, annealed_lr, reversal_coefficient
 
 
 def test_gradient_reversal_flips_and_scales():
-    layer = GradientReversal()
-    layer.set_coefficient(0.3)
     x = torch.randn(4, 5, requires_grad=True)
-    y = layer(x)
+    y = reverse_gradient(x, torch.tensor(0.3))
     assert torch.equal(y, x)
     (y * torch.arange(5.0)).sum().backward()
     torch.testing.assert_close(x.grad, -0.3 * torch.arange(5.0).expand(4, 5))
 
 
 def test_report_extractor_gives_128_features():
-    extractor = ReportExtractor()
+    extractor = CNN3Extractor()
     assert extractor(torch.randn(2, 3, 28, 28)).shape == (2, 128)
-    model = DigitClassifier("report", with_domain_head=True)
+    model = DigitClassifier("cnn3")
     assert model(torch.randn(3, 3, 28, 28)).shape == (3, 10)
-    assert model.domain(model.extractor(torch.randn(3, 3, 28, 28))).shape == (3, 2)
+    assert DANN(128).discriminator(model.extractor(torch.randn(3, 3, 28, 28))).shape == (3, 2)
     for name in ("lenet", "wide"):
         assert DigitClassifier(name)(torch.randn(2, 3, 28, 28)).shape == (2, 10)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffadapt.adapt.config import preset
-from diffadapt.adapt.runs import load_domain
+from diffadapt.apps.adaptation.runs import load_domain
 from diffadapt.adapt.trainer import train_adaptation
 from diffadapt.data.memory import TensorImages
 
@@ -17,8 +17,8 @@ def domains():
     return load_domain("mnistm", 3, 28), load_domain("usps", 3, 28)
 
 
-def small(mode: str, recipe: str = "report", **overrides):
-    return preset(recipe, mode, **{"epochs": 1, "batch_size": 64, **overrides})
+def small(method: str, recipe: str = "report", **overrides):
+    return preset(recipe, method, **{"epochs": 1, "batch_size": 64, **overrides})
 
 
 def permuted(data: TensorImages) -> TensorImages:
@@ -26,10 +26,10 @@ def permuted(data: TensorImages) -> TensorImages:
     return TensorImages(data.images, data.labels[order], data.domain)
 
 
-@pytest.mark.parametrize("mode", ["dann", "source"])
-def test_target_labels_are_never_read(domains, mode):
+@pytest.mark.parametrize("method", ["dann", "cdan", "fixmatch", "source"])
+def test_target_labels_are_never_read(domains, method):
     source, target = domains
-    config = small(mode)
+    config = small(method)
     a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
     b = train_adaptation(config, source.train, source.val, permuted(target.train), target.val, torch.device("cpu"), progress=False)
     state_a, state_b = a.model.state_dict(), b.model.state_dict()
@@ -64,7 +64,7 @@ def test_dann_without_reversal_is_source_training_and_with_it_is_not(domains):
     adversarial = train_adaptation(small("dann", epochs=2, batch_size=128), source.train, source.val, target.train, target.val, cpu, progress=False)
     # lambda = 0: the domain head learns but sends nothing back, so the classifier learns the source as alone.
     assert silent.source_val_accuracy > 0.8 and abs(silent.source_val_accuracy - alone.source_val_accuracy) < 0.05
-    assert {"loss", "train_accuracy", "domain_accuracy"} <= set(adversarial.history[-1])
+    assert {"loss", "source_accuracy", "domain_accuracy", "reversal"} <= set(adversarial.history[-1])
     assert adversarial.steps == 2 * (len(source.train) // 128)
     extractor = [k for k in silent.model.state_dict() if k.startswith("extractor.") and k.endswith("weight")]
     assert any(not torch.equal(silent.model.state_dict()[k], adversarial.model.state_dict()[k]) for k in extractor)
@@ -79,9 +79,9 @@ def test_same_seed_same_result(domains):
 
 
 def test_ours_matches_the_digit_height_of_the_domains():
-    from diffadapt.adapt.runs import load_pair
+    from diffadapt.apps.adaptation.runs import load_pair
 
-    source, target, config = load_pair("mnistm", "usps", preset("ours", "dann"))
+    source, target, config = load_pair("mnistm", "usps", preset("matched", "dann"))
     assert (config.source_box, config.target_box) == (0, 20)
     plain = load_domain("usps", 3, 28)
     assert target.val.images.shape == plain.val.images.shape == (len(plain.val), 3, 28, 28)

@@ -79,7 +79,7 @@ def test_hw2_3_scores_real_usps_as_measured(tmp_path):
     training resized 16 -> 20 pixels in one step, this path 16 -> 28 (the PNGs) -> 20."""
     import json
 
-    from diffadapt.adapt.runs import load_domain, shipped_model
+    from diffadapt.apps.adaptation.runs import load_domain, shipped_model
     from tests.conftest import shared_file
 
     usps = load_domain(str(shared_file("usps16_train.npz")), 1, 28).val  # the split the model never saw

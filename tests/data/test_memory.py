@@ -32,25 +32,3 @@ def test_mean_std_matches_numpy(rng):
     scaled = images / 255.0
     np.testing.assert_allclose(mean.numpy(), scaled.mean(axis=(0, 1, 2)), rtol=1e-5)
     np.testing.assert_allclose(std.numpy(), scaled.std(axis=(0, 1, 2)), rtol=1e-4)
-
-
-def test_epoch_visits_every_image_once(rng):
-    images = rng.integers(0, 256, size=(103, 4, 4, 1), dtype=np.uint8)
-    labels = np.arange(103) % 10
-    data = TensorImages.from_digitset(DigitSet(images, labels, "x"))
-    seen = []
-    generator = torch.Generator().manual_seed(0)
-    for batch, batch_labels in data.epoch(16, generator):
-        assert batch.dtype == torch.uint8 and batch.shape[1:] == (1, 4, 4)
-        seen.append(batch_labels)
-    assert sum(len(s) for s in seen) == 103
-    full = list(data.epoch(16, torch.Generator().manual_seed(0), drop_last=True))
-    assert len(full) == 6 and all(len(b[0]) == 16 for b in full)
-
-
-def test_same_generator_same_batches(rng):
-    images = rng.integers(0, 256, size=(64, 4, 4, 3), dtype=np.uint8)
-    data = TensorImages.from_digitset(DigitSet(images, np.arange(64) % 10, "x"))
-    a = next(data.forever(8, torch.Generator().manual_seed(3)))[0]
-    b = next(data.forever(8, torch.Generator().manual_seed(3)))[0]
-    assert torch.equal(a, b)

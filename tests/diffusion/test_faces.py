@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from diffadapt.diffusion.course_unet import CourseFaceUNet, golden_weights
-from diffadapt.diffusion.faces import load_noise
+from diffadapt.apps.faces.models import load_noise
 from diffadapt.errors import InputError
 from tests.diffusion.helpers import embedded_classes, train_tiny
 
@@ -96,7 +96,7 @@ def test_eta_grid_and_interpolation_with_a_digit_checkpoint(run_cli, tmp_path):
 
 
 def test_digit_checkpoint_keeps_its_clipping_and_faces_do_not(tmp_path, diffusers_unet):
-    from diffadapt.diffusion.faces import digit_noise_model, load_face_model
+    from diffadapt.apps.faces.models import digit_noise_model, load_face_model
     from diffadapt.diffusion.models import load_model
 
     train_tiny(tmp_path / "digits", embedded_classes("mnistm", (5,)), steps=2)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from diffadapt.data import load_embedded
-from diffadapt.diffusion.digits import graded_names, initial_noise, sample_digits, to_images
+from diffadapt.apps.digits.generate import graded_names, initial_noise, sample_digits, to_images
 from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.sampler import SamplerConfig
 from tests.diffusion.helpers import embedded_classes, train_tiny
@@ -92,8 +92,8 @@ def test_grid_and_reverse_figures(run_cli, tiny_run, tmp_path):
 
 
 def test_reverse_strip_ends_in_the_grid_image(tiny_run):
-    from diffadapt.diffusion.figures import frame_times, grid_inputs, sample_grid
-    from diffadapt.viz.images import model_to_uint8, nchw_to_nhwc
+    from diffadapt.apps.digits.figures import frame_times, grid_inputs, sample_grid
+    from diffadapt.images import model_to_uint8, nchw_to_nhwc
 
     loaded = load_model(tiny_run, precision="fp32")
     labels, x_T = grid_inputs(loaded, seed=0)

@@ -5,7 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffadapt.viz import atomic_path, image_grid, minmax_to_uint8, model_to_uint8, save_grid, uint8_to_model
+from diffadapt.images import minmax_to_uint8, model_to_uint8, uint8_to_model
+from diffadapt.io import atomic_path
+from diffadapt.viz.grid import image_grid, save_grid
 
 
 def test_uint8_model_roundtrip():

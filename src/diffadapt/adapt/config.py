@@ -1,73 +1,114 @@
-"""Settings of an adaptation run, with the report's recipe and ours as presets."""
+"""Settings of an adaptation run, and the recipes (named sets of settings) the CLI offers.
+
+Recipes:
+- ``report``: the founding report's settings exactly: its network (``cnn3``), SGD with the annealed learning
+  rate, the full-strength reversal schedule, every domain stretched to size x size, no augmentation.
+- ``matched``: the domains' digits brought to one height (``frame="match"``, see data/layout.py), random
+  shifts and grayscale on both domains, the reversal weight capped at 0.3, target entropy minimisation
+  with DANN; for self-training, weak shifts and strong affine / colour augmentation of the target.
+The numbers behind these choices are in benchmarks/RESULTS.md ("Adaptation: what was tried").
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal, get_args
 
-MODES = ("source", "dann", "target")
-RECIPES = ("report", "ours")
-FRAMES = ("fill", "match")
+from diffadapt.errors import InputError
+from diffadapt.settings import Settings, described, number
+
+Method = Literal["source", "target", "dann", "cdan", "fixmatch"]
+Recipe = Literal["report", "matched"]
+Network = Literal["cnn3", "lenet", "wide"]
+Frame = Literal["fill", "match"]
+Selection = Literal["last", "source-val", "target-val-oracle"]
+
+METHODS: tuple[str, ...] = get_args(Method)
+BASELINES = ("source", "target")
+RECIPES: tuple[str, ...] = get_args(Recipe)
+NETWORKS: tuple[str, ...] = get_args(Network)
+FRAMES: tuple[str, ...] = get_args(Frame)
+SELECTIONS: tuple[str, ...] = get_args(Selection)
+
+# Names written by earlier versions, read from old run folders and the CLI.
+LEGACY_NAMES = {"recipe": {"ours": "matched"}, "network": {"report": "cnn3"}}
 
 
 @dataclass
-class AdaptConfig:
-    mode: str = "dann"
-    recipe: str = "report"
-    network: str = "report"
-    epochs: int = 100
-    batch_size: int = 512
-    lr: float = 0.1  # mu_0
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_alpha: float = 10.0
-    lr_beta: float = 0.75
-    reversal_gamma: float = 10.0
-    reversal_max: float = 1.0
-    domain_dropout: float = 0.0
-    entropy_weight: float = 0.0
-    augment: bool = False
-    size: int = 28
-    channels: int = 3
-    # "fill": every domain stretched to size x size as read; "match": the domain whose digits fill more of
-    # the frame is shrunk into a centred box (data/layout.py). The boxes, resolved from the two domains when
-    # the data is read, are stored so that predict and t-SNE prepare images the same way.
-    frame: str = "fill"
-    source_box: int = 0
-    target_box: int = 0
-    seed: int = 0
-    eval_every: int = 0  # epochs between target-val reports (0: only at the end); never used to choose
-    select_on_val: bool = False  # only when the user asks: keep the epoch with the best target-val accuracy
-    cuda_graphs: bool = True
-    deterministic: bool = True  # CUDA: deterministic cuDNN algorithms (bit-for-bit repeatable, slower)
+class AdaptConfig(Settings):
+    """One adaptation run. Every field has one default here; recipes override a few (see :func:`preset`)."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    method: Method = described("dann", "source / target (baselines), dann, cdan, fixmatch")
+    recipe: Recipe = described("report", "named settings: report (the founding report's) or matched")
+    network: Network = described("cnn3", "feature extractor: cnn3 (the report's), lenet, wide")
+    epochs: int = number(100, at_least=1, at_most=100_000, help="passes over the labelled training split")
+    batch_size: int = number(512, at_least=2, at_most=1 << 16, help="images per domain per step")
+    lr: float = number(0.1, above=0.0, at_most=10.0, help="mu_0 of the annealed SGD learning rate")
+    momentum: float = number(0.9, at_least=0.0, below=1.0, help="SGD momentum")
+    weight_decay: float = number(0.0, at_least=0.0, at_most=1.0, help="SGD weight decay")
+    lr_alpha: float = number(10.0, at_least=0.0, at_most=1000.0, help="alpha of mu_p = mu_0 / (1 + alpha p)^beta")
+    lr_beta: float = number(0.75, at_least=0.0, at_most=10.0, help="beta of the annealed learning rate")
+    reversal_gamma: float = number(10.0, at_least=0.0, at_most=1000.0, help="gamma of lambda_p = 2 / (1 + exp(-gamma p)) - 1")
+    reversal_max: float = number(1.0, at_least=0.0, at_most=10.0, help="the adversarial weight lambda_p is scaled to this")
+    domain_dropout: float = number(0.0, at_least=0.0, below=1.0, help="dropout in the domain discriminator")
+    entropy_weight: float = number(0.0, at_least=0.0, at_most=10.0, help="weight of target prediction entropy minimisation")
+    augment: bool = described(False, "random shifts and grayscale on both domains")
+    confidence: float = number(0.95, above=0.0, below=1.0, help="fixmatch: confidence a pseudo-label needs")
+    unlabelled_weight: float = number(1.0, at_least=0.0, at_most=100.0, help="fixmatch: weight of the pseudo-label loss")
+    teacher_decay: float = number(0.99, at_least=0.0, below=1.0, help="fixmatch: EMA decay of the teacher that makes pseudo-labels (0: the model itself)")
+    align_distribution: bool = described(True, "fixmatch: align target predictions with the source class frequencies (AdaMatch)")
+    size: int = number(28, at_least=8, at_most=256, help="image side the network sees")
+    channels: Literal[1, 3] = described(3, "image channels the network sees")
+    frame: Frame = described("fill", "fill: stretch every domain to size x size; match: bring the digits to one height")
+    source_box: int = number(0, at_least=0, help="resolved by frame=match: the source's digit box in pixels (0: none)")
+    target_box: int = number(0, at_least=0, help="resolved by frame=match: the target's digit box in pixels (0: none)")
+    seed: int = number(0, at_least=0, below=2**31, help="fixes initial weights, batch order and augmentation")
+    eval_every: int = number(0, at_least=0, help="epochs between target-val reports (0: only at the end); never used to choose")
+    selection: Selection = described("last", "which epoch's weights to keep: last, source-val (label-free), target-val-oracle (reads target labels)")
+    cuda_graphs: bool = described(True, "CUDA: capture the training step once and replay it")
+    deterministic: bool = described(True, "CUDA: deterministic cuDNN algorithms (bit-for-bit repeatable, slower)")
+
+    def validate(self) -> None:
+        for name in ("source_box", "target_box"):
+            box = getattr(self, name)
+            if box and box >= self.size:
+                raise InputError(f"{name}: {box} must be smaller than the frame size {self.size}")
+        if self.selection == "target-val-oracle" and self.eval_every <= 0:
+            raise InputError("selection target-val-oracle needs eval_every > 0 (the epochs it may choose from)")
+
+    @property
+    def needs_target_images(self) -> bool:
+        return self.method != "source"
 
     @classmethod
-    def from_dict(cls, data: dict) -> AdaptConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_document(cls, data: Any, source: Any = None) -> AdaptConfig:
+        """From a run's saved ``config`` section, including those of earlier versions (``mode``, ``ours``,
+        network ``report``, ``select_on_val``)."""
+        if not isinstance(data, dict):
+            raise InputError(f"config must be an object, found {type(data).__name__}", source)
+        data = dict(data)
+        if "mode" in data and "method" not in data:
+            data["method"] = data.pop("mode")
+        if data.pop("select_on_val", False) is True:
+            data["selection"] = "target-val-oracle"
+        for key, renames in LEGACY_NAMES.items():
+            if isinstance(data.get(key), str):
+                data[key] = renames.get(data[key], data[key])
+        return cls.from_dict(data, source, "config")
 
 
-def preset(recipe: str, mode: str, **overrides) -> AdaptConfig:
-    """``report``: the founding report's network and schedule, every domain stretched to 28x28. ``ours``: the
-    same network and schedule with the domains' digits brought to one height (``frame="match"``), random
-    shifts and grayscale on both domains, the reversal weight capped at 0.3, and target entropy minimisation
-    (weight 0.05).
-
-    Chosen on reduced-scale CPU runs, seed 0, accuracy on the USPS val split (so these choices saw USPS
-    labels; the MNIST and SVHN-like pairs were never used to choose). 12,000 MNIST-M images, 6 epochs,
-    batch 256: report 0.505, + augmentation 0.692, + augmentation and entropy 0.718. Source-only, 2 epochs
-    of all MNIST-M: USPS stretched 0.740, USPS in the 20-pixel box 0.960. DANN, 3 epochs, batch 256, box:
-    reversal weight up to 1 (the report's) 0.929, up to 0.3: 0.962; the full-strength adversary slows the
-    label classifier (source val 0.889 vs 0.934). The ``wide`` extractor, which learns the source well
-    alone, collapsed under the reversed gradient (0.183) and is not used.
-    """
+def preset(recipe: str, method: str, **overrides: Any) -> AdaptConfig:
+    """The settings of ``recipe`` for ``method``, with ``overrides`` (None values ignored) on top."""
+    recipe = LEGACY_NAMES["recipe"].get(recipe, recipe)
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r} (one of {', '.join(RECIPES)})")
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
-    config = AdaptConfig(mode=mode, recipe=recipe)
-    if recipe == "ours":
-        config = replace(config, frame="match", augment=True, reversal_max=0.3, entropy_weight=0.05 if mode == "dann" else 0.0)
+        raise InputError(f"unknown recipe {recipe!r} (one of {', '.join(RECIPES)})")
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    config = AdaptConfig(method=method, recipe=recipe)  # type: ignore[arg-type]
+    if recipe == "matched":
+        config = replace(config, frame="match", augment=True, reversal_max=0.3, entropy_weight=0.05 if method in ("dann", "cdan") else 0.0)
+    known = {f.name for f in fields(AdaptConfig)}
+    unknown = [k for k in overrides if k not in known]
+    if unknown:
+        raise InputError(f"unknown adaptation setting {unknown[0]!r}")
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,35 +1,33 @@
-"""``diffadapt adapt``: DANN with source-only and target-only baselines (see diffadapt.adapt)."""
+"""``diffadapt adapt``: adaptation methods with source-only and target-only baselines (see diffadapt.adapt)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from diffadapt.adapt.config import FRAMES, MODES, RECIPES
-from diffadapt.cli.common import add_command, add_family, parse_int_list, pick_device
+from diffadapt.adapt.config import AdaptConfig
+from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device
+
+# AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
+TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
+                  "unlabelled_weight", "teacher_decay", "align_distribution", "eval_every", "selection", "weight_decay")
 
 
 def register(families: argparse._SubParsersAction) -> None:
-    commands = add_family(families, "adapt", "Unsupervised domain adaptation between digit domains (DANN, baselines).")
+    commands = add_family(families, "adapt", "Unsupervised domain adaptation between digit domains (DANN, CDAN+E, FixMatch, baselines).")
 
-    p = add_command(commands, "train", run_train, "Train in one mode (source, dann, target), one run per seed.")
+    p = add_command(commands, "train", run_train, "Train one method (or a baseline), one run per seed.")
     p.add_argument("--source", required=True, help="labelled source domain (path or embedded name)")
-    p.add_argument("--target", required=True, help="target domain; its labels are only used in --mode target and for reporting")
-    p.add_argument("--mode", choices=MODES, required=True)
+    p.add_argument("--target", required=True, help="target domain; its labels are read only by --method target and for reporting")
+    add_setting(p, "--method", AdaptConfig, required=True, default_text="none, required")
     p.add_argument("--out", required=True, help="run folder; one seed{S}/ inside per seed")
-    p.add_argument("--seeds", type=parse_int_list, default=[0])
-    p.add_argument("--recipe", choices=RECIPES, default="report",
-                   help="report: the founding report's network and schedule; ours: matched digit height, augmentation, entropy")
-    p.add_argument("--network", choices=("report", "lenet", "wide"), default=None)
-    p.add_argument("--epochs", type=int, default=None, help="default 100")
-    p.add_argument("--batch-size", type=int, default=None, help="default 512")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--frame", choices=FRAMES, default=None,
-                   help="fill: every domain stretched to 28x28 (report); match: digits brought to one height (ours)")
-    p.add_argument("--entropy-weight", type=float, default=None)
-    p.add_argument("--eval-every", type=int, default=None, help="report target-val accuracy every N epochs (never used to choose)")
-    p.add_argument("--select-on-val", action="store_true", help="keep the epoch with the best target-val accuracy (uses target labels!)")
+    p.add_argument("--seeds", type=parse_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    add_setting(p, "--recipe", AdaptConfig)
+    for name in TRAIN_SETTINGS:
+        add_setting(p, "--" + name.replace("_", "-"), AdaptConfig, name, default_text="the recipe's")
+    p.add_argument("--select-on-val", action="store_true",
+                   help="ORACLE, for comparison only: keep the epoch with the best target-val accuracy (reads target labels); "
+                        "the same as --selection target-val-oracle")
     p.add_argument("--no-cuda-graphs", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -39,7 +37,7 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("out_csv")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--ckpt", help="run folder (its first seed is used) or a seed folder")
-    which.add_argument("--shipped", choices=("usps", "svhn"), help="the shipped MNIST-M -> TARGET DANN model")
+    which.add_argument("--shipped", choices=("usps", "svhn"), help="the shipped MNIST-M -> TARGET model (MODEL_CARD.md)")
     p.add_argument("--normalise", choices=("target", "folder"), default="target",
                    help="target: the run's target statistics; folder: the predicted images' own")
 
@@ -55,43 +53,32 @@ def register(families: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from diffadapt.adapt.config import preset
-    from diffadapt.adapt.runs import load_pair, save_run
-    from diffadapt.adapt.trainer import train_adaptation
+    from diffadapt.apps.adaptation.runs import check_free, load_pair, pair_name, train_runs
     from diffadapt.errors import InputError
 
+    overrides = given(args, TRAIN_SETTINGS)
+    if args.select_on_val:
+        overrides["selection"] = "target-val-oracle"
+    if args.no_cuda_graphs:
+        overrides["cuda_graphs"] = False
+    config = preset(args.recipe or "report", args.method, **overrides)
+    if not args.seeds or any(not 0 <= s < 2**31 for s in args.seeds):
+        raise InputError(f"--seeds must be whole numbers in 0..2^31-1, got {args.seeds}")
     out = Path(args.out)
-    overrides = dict(network=args.network, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=args.augment,
-                     entropy_weight=args.entropy_weight, eval_every=args.eval_every, frame=args.frame)
-    config = preset(args.recipe, args.mode, **overrides)
-    config = replace(config, select_on_val=args.select_on_val, cuda_graphs=not args.no_cuda_graphs)
-    if config.select_on_val and config.eval_every <= 0:
-        raise InputError("--select-on-val needs --eval-every N")
-    existing = [s for s in args.seeds if (out / f"seed{s}" / "config.json").exists()]
-    if existing:
-        raise InputError(f"seed{existing[0]} already trained here; choose another --out", out)
+    check_free(out, args.seeds)
     device = pick_device(args.device)
     source, target, config = load_pair(args.source, args.target, config)
     boxes = "".join(f", {name} digits in a {box}-pixel box" for name, box in ((source.domain, config.source_box), (target.domain, config.target_box)) if box)
-    print(f"{source.domain} ({len(source.train)} train / {len(source.val)} val) -> {target.domain} "
-          f"({len(target.train)} train / {len(target.val)} val), mode {config.mode}, recipe {config.recipe}{boxes}, device {device.type}")
-    for seed in args.seeds:
-        seeded = replace(config, seed=seed)
-        try:
-            result = train_adaptation(seeded, source.train, source.val, target.train, target.val, device, progress=not args.no_progress)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        save_run(out / f"seed{seed}", seeded, source, target, result, device.type)
-        print(f"seed {seed}: target val accuracy {result.target_val_accuracy:.4f}, source val {result.source_val_accuracy:.4f}, "
-              f"{result.train_seconds:.1f} s ({result.steps} steps{', CUDA graph' if result.cuda_graph else ''})")
+    print(f"{pair_name(source, target)}: {len(source.train)} train / {len(source.val)} val -> {len(target.train)} train / "
+          f"{len(target.val)} val, method {config.method}, recipe {config.recipe}, selection {config.selection}{boxes}, device {device.type}")
+    train_runs(args.source, args.target, config, out, args.seeds, device, progress=not args.no_progress, pair=(source, target, config))
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from diffadapt.adapt.predict import predict_folder
-    from diffadapt.adapt.runs import shipped_model
+    from diffadapt.apps.adaptation.predict import predict_folder
+    from diffadapt.apps.adaptation.runs import shipped_model
 
     ckpt = args.ckpt if args.ckpt else shipped_model(args.shipped)
     rows = predict_folder(args.image_dir, args.out_csv, ckpt, args.normalise)
@@ -100,7 +87,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from diffadapt.adapt.table import write_table
+    from diffadapt.apps.adaptation.table import write_table
 
     markdown, md_path, csv_path = write_table(args.runs, args.out)
     print(markdown, end="")
@@ -111,9 +98,12 @@ def run_table(args: argparse.Namespace) -> int:
 def run_tsne(args: argparse.Namespace) -> int:
     import time
 
-    from diffadapt.adapt.runs import load_run
-    from diffadapt.adapt.tsne import tsne_figures
+    from diffadapt.apps.adaptation.runs import load_run
+    from diffadapt.apps.adaptation.tsne import tsne_figures
+    from diffadapt.errors import InputError
 
+    if args.per_domain < 0 or args.per_domain > 100_000:
+        raise InputError(f"--per-domain must be in 0..100000, got {args.per_domain}")
     run = load_run(args.run)
     start = time.perf_counter()
     paths = tsne_figures(run, Path(args.out) if args.out else run.path, args.per_domain, args.seed)

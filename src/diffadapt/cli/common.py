@@ -1,11 +1,19 @@
-"""Helpers shared by the command families."""
+"""Helpers shared by the command families.
+
+Options that set a config field are declared with :func:`add_setting`, which takes the field's default,
+choices and help from the config dataclass (the single source of both); such options default to None
+("not given"), so a checkpoint's or a recipe's own value applies unless the user overrides it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from typing import Any, get_args, get_origin
 
 from diffadapt.device import pick_device  # noqa: F401  (re-exported for the command families)
+from diffadapt.settings import choices_of, field_annotation, field_default, field_help
 
 
 def add_family(families: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
@@ -22,11 +30,36 @@ def add_command(
     return parser
 
 
+def finite_float(text: str) -> float:
+    """A float that is a real number (argparse's float accepts nan and inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
 def parse_int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def parse_float_list(text: str) -> list[float]:
+    values = [finite_float(v) for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
 
 
 def parse_timestep_interval(text: str) -> tuple[int, int] | str:
@@ -40,8 +73,49 @@ def parse_timestep_interval(text: str) -> tuple[int, int] | str:
     return lo, hi
 
 
-def parse_float_list(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+def _parser_for(annotation: Any) -> tuple[Callable[[str], Any] | None, tuple | None]:
+    """(type, choices) for an argparse option from a field annotation."""
+    choices = choices_of(annotation)
+    if choices is not None:
+        kind = type(choices[0])
+        return (whole_number if kind is int else str), choices
+    if get_origin(annotation) is not None and type(None) in get_args(annotation):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if annotation is int:
+        return whole_number, None
+    if annotation is float:
+        return finite_float, None
+    if get_origin(annotation) in (tuple, list):
+        return parse_int_list, None
+    return str, None
+
+
+def add_setting(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, config: type, name: str | None = None,
+                help: str | None = None, default_text: str | None = None, **kwargs: Any) -> argparse.Action:  # noqa: A002
+    """An option for field ``name`` of dataclass ``config`` (default: the flag without dashes, - as _).
+
+    Booleans become ``--flag / --no-flag``. The option's value is None unless given; the help shows the
+    config's default (or ``default_text``, e.g. "the checkpoint's").
+    """
+    name = name or flag.lstrip("-").replace("-", "_")
+    annotation = field_annotation(config, name)
+    text = help if help is not None else field_help(config, name)
+    shown = default_text if default_text is not None else _default_text(field_default(config, name))
+    full_help = f"{text} (default: {shown})" if text else f"default: {shown}"
+    if annotation is bool:
+        return parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
+    kind, choices = _parser_for(annotation)
+    return parser.add_argument(flag, type=kind, choices=choices, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def given(args: argparse.Namespace, names: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The options among ``names`` that the user gave (not None), as a dict for a config."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}

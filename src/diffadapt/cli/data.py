@@ -53,8 +53,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_preview(args: argparse.Namespace) -> int:
+    from diffadapt.apps.preview import preview_grid
     from diffadapt.data.embedded import EMBEDDED_DOMAINS
-    from diffadapt.data.preview import preview_grid
 
     sources = args.sources or list(EMBEDDED_DOMAINS)
     path = preview_grid(sources, args.out, args.per_domain, args.seed)

@@ -16,7 +16,7 @@ def register(families: argparse._SubParsersAction) -> None:
 
     p = families.add_parser("report", help="Run the report from a TOML file naming real data, checkpoints and scales.",
                             description="Run the report from a TOML file naming real data, checkpoints and scales "
-                                        "(see diffadapt.report.config for an example).")
+                                        "(see diffadapt.apps.report.config for an example).")
     p.add_argument("--config", required=True, help="TOML file")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--overwrite", action="store_true")
@@ -42,8 +42,8 @@ def summarise(index, results_file) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from diffadapt.report.config import demo_config
-    from diffadapt.report.pipeline import build_report
+    from diffadapt.apps.report.config import demo_config
+    from diffadapt.apps.report.pipeline import build_report
 
     config = replace(demo_config(), seed=args.seed, device=args.device)
     index = build_report(config, args.out, overwrite=args.overwrite)
@@ -52,8 +52,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from diffadapt.report.config import load_report_config
-    from diffadapt.report.pipeline import build_report
+    from diffadapt.apps.report.config import load_report_config
+    from diffadapt.apps.report.pipeline import build_report
 
     index = build_report(load_report_config(args.config), args.out, overwrite=args.overwrite)
     summarise(index, index.parent / "report.json")

@@ -159,7 +159,7 @@ def sampling_setup(args: argparse.Namespace):
 def run_generate(args: argparse.Namespace) -> int:
     import time
 
-    from diffadapt.diffusion.digits import graded_labels, graded_names, initial_noise, sample_digits, to_images, write_graded_folder
+    from diffadapt.apps.digits.generate import graded_labels, graded_names, initial_noise, sample_digits, to_images, write_graded_folder
     from diffadapt.errors import InputError
 
     if not 1 <= args.per_class <= 999:
@@ -179,7 +179,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_grid(args: argparse.Namespace) -> int:
-    from diffadapt.diffusion.figures import digit_grid
+    from diffadapt.apps.digits.figures import digit_grid
 
     loaded, sampler, guidance = sampling_setup(args)
     path = digit_grid(loaded, sampler, guidance, args.seed, Path(args.out_png))
@@ -188,7 +188,7 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def run_reverse(args: argparse.Namespace) -> int:
-    from diffadapt.diffusion.figures import reverse_strip
+    from diffadapt.apps.digits.figures import reverse_strip
     from diffadapt.errors import InputError
 
     if not 0 <= args.digit <= 9:
@@ -203,7 +203,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from diffadapt.evaluate.generated import read_generated_folder, score_digits
     from diffadapt.evaluate.judge import load_judge
     from diffadapt.evaluate.lenet import load_course_classifier
-    from diffadapt.viz.atomic import write_text_atomic
+    from diffadapt.io import write_text_atomic
 
     classifier = load_course_classifier(args.classifier)
     judge = None if args.no_judge else load_judge(args.judge)

@@ -70,12 +70,12 @@ def register(families: argparse._SubParsersAction) -> None:
 
 def model_and_noises(args: argparse.Namespace, count: int):
     """(NoiseModel, noises (count, C, H, W), column names, image rule) from --unet/--noise-dir or --ckpt."""
-    from diffadapt.diffusion.faces import digit_noise_model, load_face_model, load_noise_dir, to_graded_images
+    from diffadapt.apps.faces.models import digit_noise_model, load_face_model, load_noise_dir, to_graded_images
     from diffadapt.errors import InputError
 
     device = pick_device(args.device)
     if args.ckpt is not None:
-        from diffadapt.diffusion.digits import initial_noise, to_images
+        from diffadapt.apps.digits.generate import initial_noise, to_images
         from diffadapt.diffusion.models import load_model
 
         if not 0 <= args.digit <= 9:
@@ -96,10 +96,9 @@ def model_and_noises(args: argparse.Namespace, count: int):
 def run_generate(args: argparse.Namespace) -> int:
     import time
 
-    from diffadapt.diffusion.faces import ddim_faces, load_face_model, load_noise_dir, mse_against, to_graded_images
+    from diffadapt.apps.faces.models import ddim_faces, load_face_model, load_noise_dir, mse_against, to_graded_images
     from diffadapt.errors import InputError
-    from diffadapt.viz.atomic import atomic_dir
-    from diffadapt.viz.images import save_png_unchecked
+    from diffadapt.io import atomic_dir, write_png
 
     device = pick_device(args.device)
     names, noises = load_noise_dir(args.noise_dir)
@@ -116,7 +115,7 @@ def run_generate(args: argparse.Namespace) -> int:
     images = to_graded_images(outputs)
     with atomic_dir(args.out_dir, overwrite=args.overwrite) as tmp:
         for name, image in zip(names, images):
-            save_png_unchecked(tmp / f"{name}.png", image)
+            write_png(tmp / f"{name}.png", image)
     print(f"wrote {len(names)} images to {args.out_dir} ({model.name}, DDIM {args.steps} steps, eta {args.eta:g}) in {seconds:.1f} s on {device.type}")
     if gt_paths is not None:
         errors = mse_against(images, gt_paths)
@@ -127,7 +126,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_eta_grid(args: argparse.Namespace) -> int:
-    from diffadapt.diffusion.ddim_figures import eta_grid
+    from diffadapt.apps.faces.figures import eta_grid
 
     model, noises, names, rule = model_and_noises(args, args.noises)
     path = eta_grid(model, noises, names, rule, Path(args.out_png), etas=args.etas, steps=args.steps, seed=args.seed,
@@ -137,7 +136,7 @@ def run_eta_grid(args: argparse.Namespace) -> int:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    from diffadapt.diffusion.ddim_figures import interpolation_rows
+    from diffadapt.apps.faces.figures import interpolation_rows
 
     model, noises, _, rule = model_and_noises(args, 2)
     path = interpolation_rows(model, noises[:1], noises[1:2], rule, Path(args.out_png), alphas=args.alphas, steps=args.steps,
@@ -147,7 +146,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from diffadapt.data.faces import read_face_images
+    from diffadapt.data.face_images import read_face_images
     from diffadapt.data.memory import TensorImages
     from diffadapt.diffusion.checkpoint import FACES_KIND
     from diffadapt.diffusion.schedule import ScheduleConfig
@@ -174,7 +173,7 @@ def run_train(args: argparse.Namespace) -> int:
     images = read_face_images(source, size, limit)
     import torch
 
-    data = TensorImages(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.full((len(images),), -1), "faces")
+    data = TensorImages(nhwc_to_nchw(images), torch.full((len(images),), -1), "faces")
     info = DataInfo(source=str(source), domain="faces", channels=3, size=size, num_images=len(data), extra={"limit": limit})
     result = train_diffusion(out, data, model_config, schedule_config, train_config, info, FACES_KIND,
                              resume=args.resume, device=device, progress=not args.no_progress)

@@ -1,8 +1,9 @@
 """Data layer: readers of every digit format, the embedded default domains, and in-memory serving."""
 
+from diffadapt.data.domains import guess_domain
 from diffadapt.data.embedded import EMBEDDED_DOMAINS, load_embedded
 from diffadapt.data.memory import TensorImages
-from diffadapt.data.sources import guess_domain, read_source, train_val
+from diffadapt.data.sources import read_source, train_val
 from diffadapt.data.types import NUM_CLASSES, UNLABELLED, DigitSet, concat
 
 __all__ = [

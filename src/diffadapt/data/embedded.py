@@ -15,10 +15,12 @@ Every domain is deterministic for a seed and split into ``train`` and ``val`` (8
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -79,7 +81,6 @@ def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=1)
 def photographs() -> tuple[np.ndarray, ...]:
     """The real colour photographs scikit-image ships, as (H, W, 3) uint8."""
-    import importlib.util
 
     spec = importlib.util.find_spec("skimage")
     if spec is None or spec.submodule_search_locations is None:
@@ -129,8 +130,6 @@ def usps_like() -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=None)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    import matplotlib
-
     return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
 
 
@@ -142,7 +141,6 @@ def render_svhn_like(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
     resized to 28x28.
     """
     canvas_side = 32
-    import matplotlib
 
     font_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     fonts = [f for f in FONT_FILES if (font_dir / f).is_file()]

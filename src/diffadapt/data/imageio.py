@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from diffadapt.errors import InputError
 
@@ -41,7 +42,6 @@ def read_images(paths: Sequence[Path], workers: int | None = None, progress: boo
     if not paths:
         raise ValueError("no images to read")
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
-    from tqdm import tqdm
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         iterator = pool.map(read_image, paths, chunksize=256)

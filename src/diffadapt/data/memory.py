@@ -7,13 +7,11 @@ images are 141 MB) and gathering a shuffled batch with one indexing op costs mic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from diffadapt.data.types import DigitSet
+from diffadapt.images import nhwc_to_nchw
 
 # ITU-R BT.601 luma, the weights PIL uses for RGB -> L.
 LUMA = (0.299, 0.587, 0.114)
@@ -104,7 +102,7 @@ class TensorImages:
     ) -> TensorImages:
         """Move a :class:`DigitSet` into tensors, converting channels and size on request (on ``device``);
         ``box`` as in :func:`convert_images`."""
-        images = torch.from_numpy(np.ascontiguousarray(digits.images)).permute(0, 3, 1, 2).contiguous()
+        images = nhwc_to_nchw(digits.images)
         images = images.to(device) if device is not None else images
         labels = torch.from_numpy(digits.labels).to(images.device)
         return cls(convert_images(images, channels, size, box=box), labels, digits.domain)
@@ -124,9 +122,6 @@ class TensorImages:
     def size(self) -> tuple[int, int]:
         return int(self.images.shape[2]), int(self.images.shape[3])
 
-    def convert(self, channels: int | None = None, size: int | tuple[int, int] | None = None) -> TensorImages:
-        return TensorImages(convert_images(self.images, channels, size), self.labels, self.domain)
-
     def to(self, device: str | torch.device) -> TensorImages:
         return TensorImages(self.images.to(device), self.labels.to(device), self.domain)
 
@@ -142,25 +137,3 @@ class TensorImages:
         mean = total / count
         std = (total_sq / count - mean.square()).clamp_min(0).sqrt()
         return mean.float(), std.float()
-
-    def epoch(
-        self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True, drop_last: bool = False
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass in shuffled order: yields (uint8 images (B, C, H, W), labels (B,)) on this device."""
-        n = len(self)
-        if shuffle:
-            order = torch.randperm(n, generator=generator, device=generator.device if generator else "cpu")
-            order = order.to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            index = order[start : start + batch_size]
-            yield self.images[index], self.labels[index]
-
-    def forever(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Full shuffled batches without end, reshuffling at each pass (for a step-counted training loop)."""
-        if len(self) < batch_size:
-            raise ValueError(f"{len(self)} images are fewer than one batch of {batch_size}")
-        while True:
-            yield from self.epoch(batch_size, generator, shuffle=True, drop_last=True)

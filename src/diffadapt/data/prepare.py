@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from diffadapt.data.formats.course import DOMAIN_FILE
 from diffadapt.data.memory import convert_images
 from diffadapt.data.types import DigitSet, stratified_split
-from diffadapt.viz.atomic import atomic_dir
-from diffadapt.viz.images import save_png_unchecked
+from diffadapt.images import nchw_to_nhwc, nhwc_to_nchw
+from diffadapt.io import atomic_dir, write_png
 
 
 def with_val_split(splits: dict[str, DigitSet], val_fraction: float, seed: int) -> dict[str, DigitSet]:
@@ -30,8 +31,7 @@ def resize_digitset(digits: DigitSet, channels: int | None, size: int | None) ->
     """The same images converted to ``channels`` and ``size`` (bilinear), labels and names unchanged."""
     if (channels is None or channels == digits.channels) and (size is None or digits.size == (size, size)):
         return digits
-    tensor = torch.from_numpy(digits.images).permute(0, 3, 1, 2)
-    converted = convert_images(tensor, channels, size).permute(0, 2, 3, 1).contiguous().numpy()
+    converted = nchw_to_nhwc(convert_images(nhwc_to_nchw(digits.images), channels, size))
     return DigitSet(converted, digits.labels, digits.domain, digits.names)
 
 
@@ -45,7 +45,6 @@ def write_course_layout(
     split order, so reading the folder back returns every split in the order written. The whole folder
     appears at once (written beside ``out``, then renamed), or not at all.
     """
-    from tqdm import tqdm
 
     counts: dict[str, int] = {}
     total = sum(len(s) for s in splits.values())
@@ -61,7 +60,7 @@ def write_course_layout(
                 writer.writerow(["image_name", "label"])
                 for image, label in zip(digits.images, digits.labels):
                     name = f"{number:05d}.png"
-                    save_png_unchecked(folder / name, image)
+                    write_png(folder / name, image)
                     writer.writerow([name, int(label)])
                     number += 1
                     bar.update(1)

@@ -9,35 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffadapt.data.domains import guess_domain
 from diffadapt.data.embedded import EMBEDDED_DOMAINS, load_embedded
 from diffadapt.data.formats import course, folders, idx, mnistm, npz, svhn, usps
 from diffadapt.data.imageio import list_images
 from diffadapt.data.types import DigitSet, concat, stratified_split
 from diffadapt.errors import InputError
-
-KNOWN_DOMAINS = {
-    "mnistm": "mnistm",
-    "mnist_m": "mnistm",
-    "mnist-m": "mnistm",
-    "mnistm28": "mnistm",
-    "svhn": "svhn",
-    "usps": "usps",
-    "usps16": "usps",
-    "usps16_train": "usps",
-    "mnist": "mnist",
-}
-
-
-def guess_domain(path: str | Path) -> str:
-    """The domain a path holds, from its own name or its parents' (``.../digits/svhn/data`` -> svhn)."""
-    path = Path(path)
-    for part in [path.stem.lower(), *(p.name.lower() for p in path.parents)]:
-        if part in KNOWN_DOMAINS:
-            return KNOWN_DOMAINS[part]
-        for prefix, domain in KNOWN_DOMAINS.items():
-            if part.startswith(prefix + "_") or part.startswith(prefix + "-"):
-                return domain
-    return path.stem.lower() or "images"
 
 
 def read_source(spec: str | Path, seed: int = 0, progress: bool = True) -> dict[str, DigitSet]:

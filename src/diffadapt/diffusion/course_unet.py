@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffadapt.io import load_state_dict_file, load_state_dict_strict
+
 BASE = 128
 MULTIPLIERS = (1, 1, 2, 2, 4, 4)
 ATTENTION_LEVEL = 4  # 16x16 for a 256x256 input
 TIME_DIM = 4 * BASE
 GROUPS = 32
 GROUPNORM_EPS = 1e-5  # the golden output pins it: 1e-5 matches to 1e-6 relative, 1e-6 only to 2e-5
-NUM_TRAIN_TIMESTEPS = 1000
 
 
 class SinusoidalTime(nn.Module):
@@ -175,7 +176,6 @@ def golden_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def load_course_unet(path: str | Path) -> CourseFaceUNet:
     """Load ``UNet.pt`` (a plain state dict) strictly, with torch.load(weights_only=True)."""
-    from diffadapt.diffusion.checkpoint import load_state_dict_file, load_state_dict_strict
 
     model = CourseFaceUNet()
     load_state_dict_strict(model, load_state_dict_file(path, "UNet weights file"), Path(path))

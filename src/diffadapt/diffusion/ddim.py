@@ -11,32 +11,43 @@ All coefficients are computed in float64 before being applied.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+import numpy as np
 import torch
 
-SPACINGS = ("leading", "trailing", "linspace")
+from diffadapt.diffusion.schedule import predict_x0
+
+Spacing = Literal["leading", "trailing", "linspace"]
+SPACINGS: tuple[str, ...] = get_args(Spacing)
 
 
 def ddim_timesteps(num_train_timesteps: int, num_steps: int, spacing: str = "leading") -> list[int]:
-    """The timesteps a DDIM sampler visits, largest first.
+    """The timesteps a DDIM sampler visits, largest first, as diffusers' DDIMScheduler sets them.
 
     - ``leading`` (the course's, diffusers' default): k * (T // n) for k = n-1 .. 0, e.g. 980, 960, ..., 0
       for T = 1000 and n = 50;
-    - ``trailing``: T - 1 - k * (T / n) rounded, so the first step starts at T - 1 (pure noise);
-    - ``linspace``: n values evenly spaced from T - 1 down to 0, rounded.
+    - ``trailing``: see :func:`trailing_timesteps`; the first step starts at T - 1 (pure noise);
+    - ``linspace``: n values evenly spaced from T - 1 down to 0, rounded half to even.
     """
     if not 1 <= num_steps <= num_train_timesteps:
         raise ValueError(f"steps must be in 1..{num_train_timesteps}, got {num_steps}")
     if spacing == "leading":
         stride = num_train_timesteps // num_steps
-        steps = [k * stride for k in range(num_steps)]
-    elif spacing == "trailing":
-        stride = num_train_timesteps / num_steps
-        steps = sorted({int(round(num_train_timesteps - k * stride)) - 1 for k in range(num_steps)})
-    elif spacing == "linspace":
-        steps = sorted({int(round(v)) for v in torch.linspace(0, num_train_timesteps - 1, num_steps, dtype=torch.float64).tolist()})
-    else:
-        raise ValueError(f"unknown spacing {spacing!r} (one of {', '.join(SPACINGS)})")
-    return sorted(steps, reverse=True)
+        return [k * stride for k in range(num_steps - 1, -1, -1)]
+    if spacing == "trailing":
+        return trailing_timesteps(num_train_timesteps, num_steps)
+    if spacing == "linspace":
+        return np.linspace(0, num_train_timesteps - 1, num_steps).round()[::-1].astype(np.int64).tolist()
+    raise ValueError(f"unknown spacing {spacing!r} (one of {', '.join(SPACINGS)})")
+
+
+def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
+    """round(T - k T / n) - 1 for k = 0 .. n-1 (half to even), computed as diffusers does, from
+    np.arange(T, 0, -T / n): its accumulated stride differs from T / n in the last bits, enough to decide
+    ties such as 937.5 (T = 1000, n = 48). That arange sometimes yields an (n + 1)-th value, timestep -1,
+    which diffusers then visits; we stop at n."""
+    return (np.arange(num_train_timesteps, 0, -num_train_timesteps / num_steps).round()[:num_steps].astype(np.int64) - 1).tolist()
 
 
 def ddim_sigma(alpha_bar_t: float, alpha_bar_prev: float, eta: float) -> float:
@@ -55,12 +66,11 @@ def ddim_step(
 ) -> torch.Tensor:
     """One DDIM update x_t -> x_prev; pure: the caller supplies z when eta > 0."""
     sigma = ddim_sigma(alpha_bar_t, alpha_bar_prev, eta)
-    x_t32, eps32 = x_t.float(), eps.float()
-    x0 = (x_t32 - (1.0 - alpha_bar_t) ** 0.5 * eps32) / alpha_bar_t**0.5
+    x0 = predict_x0(x_t, eps, alpha_bar_t)
     if clip_x0:
         x0 = x0.clamp(-1.0, 1.0)
     direction = max(1.0 - alpha_bar_prev - sigma**2, 0.0) ** 0.5
-    x_prev = alpha_bar_prev**0.5 * x0 + direction * eps32
+    x_prev = alpha_bar_prev**0.5 * x0 + direction * eps.float()
     if sigma > 0:
         if noise is None:
             raise ValueError("DDIM with eta > 0 needs noise")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from diffadapt.diffusion.schedule import LinearSchedule
+from diffadapt.diffusion.schedule import LinearSchedule, predict_x0
 
 
 def ddpm_step(
@@ -31,13 +31,12 @@ def ddpm_step(
     alpha_t = float(schedule.alphas[t])
     alpha_bar_t = float(schedule.alpha_bars[t])
     alpha_bar_prev = float(schedule.alpha_bars[t - 1]) if t > 0 else 1.0
-    x_t32, eps32 = x_t.float(), eps.float()
-    x0 = (x_t32 - (1.0 - alpha_bar_t) ** 0.5 * eps32) / alpha_bar_t**0.5
+    x0 = predict_x0(x_t, eps, alpha_bar_t)
     if clip_x0:
         x0 = x0.clamp(-1.0, 1.0)
     coef_x0 = alpha_bar_prev**0.5 * beta_t / (1.0 - alpha_bar_t)
     coef_xt = alpha_t**0.5 * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)
-    mean = coef_x0 * x0 + coef_xt * x_t32
+    mean = coef_x0 * x0 + coef_xt * x_t.float()
     if t == 0:
         return mean.to(x_t.dtype)
     if variance == "beta":

@@ -19,19 +19,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from diffadapt.errors import InputError
+from diffadapt.settings import Settings, number
+
+GUIDANCE_MAX = 50.0  # far beyond any useful scale; a bound that turns typos like 400 into an error
+
 
 @dataclass(frozen=True)
-class Guidance:
+class Guidance(Settings):
     """The guidance scale s and the 0-based timesteps (lo, hi), inclusive, where it applies (None: all)."""
 
-    scale: float
-    interval: tuple[int, int] | None = None
+    scale: float = number(1.0, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale s")
+    interval: tuple[int, ...] | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.interval is not None:
+            if len(self.interval) != 2:
+                raise InputError(f"guidance interval must be (lo, hi), got {self.interval}")
             lo, hi = self.interval
             if not 0 <= lo <= hi:
-                raise ValueError(f"guidance interval must be 0 <= lo <= hi, got {lo}..{hi}")
+                raise InputError(f"guidance interval must be 0 <= lo <= hi, got {lo}..{hi}")
 
     def scale_at(self, t: int) -> float:
         """s at timestep t: the scale inside the interval, 1 (conditional only) outside it."""

@@ -9,17 +9,36 @@ from typing import Any
 
 import torch
 
-from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint, load_state_dict_strict
-from diffadapt.diffusion.guidance import Guidance
-from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.device import resolve_precision
+from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint
+from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance
+from diffadapt.diffusion.sampler import Method, SamplerConfig
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
+from diffadapt.io import CONFIG_FILE, load_state_dict_strict
+from diffadapt.settings import Settings, described, number
 
 
 def default_digits_checkpoint() -> Path:
     """The pretrained digit model shipped inside the package (see MODEL_CARD.md)."""
     return Path(str(resources.files("diffadapt").joinpath("assets", "digits_default")))
+
+
+@dataclass
+class SamplingDefaults(Settings):
+    """A checkpoint's ``sampling`` section: the sampler and guidance its commands use unless told otherwise."""
+
+    method: Method = described("ddim", "sampling method")
+    steps: int = number(50, at_least=1, at_most=100_000, help="solver steps")
+    eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM eta")
+    clip_x0: bool = described(True, "clip the predicted x0 to [-1, 1]")
+    guidance: float = number(2.0, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale s")
+    guidance_interval: tuple[int, ...] | None = described(None, "timesteps [lo, hi] where guidance applies (None: all)")
+
+    def validate(self) -> None:
+        if self.guidance_interval is not None and len(self.guidance_interval) != 2:
+            raise InputError(f"guidance_interval must be [lo, hi], got {list(self.guidance_interval)}")
 
 
 @dataclass
@@ -29,6 +48,7 @@ class LoadedModel:
     schedule: LinearSchedule
     device: torch.device
     bf16: bool
+    defaults: SamplingDefaults
 
     @property
     def model_config(self) -> UNetConfig:
@@ -39,18 +59,17 @@ class LoadedModel:
 
     @property
     def sampling_defaults(self) -> dict[str, Any]:
-        """The ``sampling`` section of the checkpoint's config (chosen when it was trained or shipped)."""
-        return self.config.get("sampling", {})
+        """The checkpoint's sampling defaults as a dict (chosen when it was trained or shipped)."""
+        return self.defaults.to_dict()
 
     def guidance(self, scale: float | None = None, interval: tuple[int, int] | str | None = None) -> Guidance:
-        """The caller's guidance scale s and interval where given, else the checkpoint's (else s = 2, all steps).
+        """The caller's guidance scale s and interval where given, else the checkpoint's.
 
         ``interval="all"`` asks for guidance at every step whatever the checkpoint says.
         """
-        defaults = self.sampling_defaults
-        scale = float(scale) if scale is not None else float(defaults.get("guidance", 2.0))
+        scale = float(scale) if scale is not None else self.defaults.guidance
         if interval is None:
-            interval = defaults.get("guidance_interval")
+            interval = self.defaults.guidance_interval
         if interval == "all" or interval is None:
             return Guidance(scale)
         try:
@@ -63,29 +82,13 @@ class LoadedModel:
 
     def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None) -> SamplerConfig:
         """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""
-        defaults = self.sampling_defaults
-        return SamplerConfig(
-            method=method or defaults.get("method", "ddim"), steps=steps or defaults.get("steps", 50),
-            eta=eta if eta is not None else defaults.get("eta", 0.0), clip_x0=defaults.get("clip_x0", True),
+        d = self.defaults
+        config = SamplerConfig(
+            method=method if method is not None else d.method, steps=steps if steps is not None else d.steps,
+            eta=eta if eta is not None else d.eta, clip_x0=d.clip_x0,
         )
-
-
-def cpu_bf16_supported() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> bool:
-    """True for bf16 autocast. auto: bf16 on CUDA, and on CPUs with native bf16 (twice as fast there)."""
-    if precision == "fp32":
-        return False
-    if precision == "bf16":
-        return True
-    if precision != "auto":
-        raise InputError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
+        config.timesteps(self.schedule)  # steps within the schedule's T
+        return config
 
 
 def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.device | str = "cpu", precision: str = "auto") -> LoadedModel:
@@ -96,10 +99,15 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
         if not (Path(path) / "config.json").is_file():
             raise InputError("the shipped default digit checkpoint is missing from this installation", path)
     config, weights = load_checkpoint(path, kind)
-    model = ConditionalUNet(UNetConfig.from_dict(config["model"]))
+    source = Path(path) / CONFIG_FILE if Path(path).is_dir() else Path(path).parent / CONFIG_FILE
+    for section in ("model", "schedule"):
+        if section not in config:
+            raise InputError(f"config has no {section!r} section", source)
+    model = ConditionalUNet(UNetConfig.from_dict(config["model"], source, "model"))
     load_state_dict_strict(model, weights, Path(path))
     model = model.to(device).eval().requires_grad_(False)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    schedule = LinearSchedule(ScheduleConfig(**config["schedule"]))
-    return LoadedModel(model, config, schedule, device, resolve_precision(precision, device))
+    schedule = LinearSchedule(ScheduleConfig.from_dict(config["schedule"], source, "schedule"))
+    defaults = SamplingDefaults.from_dict(config.get("sampling", {}), source, "sampling")
+    return LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults)

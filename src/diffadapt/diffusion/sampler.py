@@ -1,21 +1,29 @@
-"""One sampling loop for DDPM ancestral sampling and DDIM, for any epsilon-prediction model.
+"""One sampling loop for DDPM ancestral sampling, DDIM, DPM-Solver++(2M) and UniPC, for any epsilon-prediction model.
 
 ``eps_model(x, t)`` takes x (B, C, H, W) and t (B,) int64 and returns the predicted noise; conditional
 models are wrapped by :class:`diffadapt.diffusion.guidance.GuidedModel` first. The loop draws per-step
 noise from ``generator`` in a fixed order (one normal tensor of x's shape per step that needs it), so a
-seed fixes every result and a reference implementation can be fed the very same noise.
+seed fixes every result and a reference implementation can be fed the very same noise. The multistep
+solvers are deterministic; the loop keeps the history of data predictions their pure steps need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, get_args
 
 import torch
+from tqdm import tqdm
 
-from diffadapt.diffusion.ddim import ddim_step, ddim_timesteps
+from diffadapt.diffusion.ddim import Spacing, ddim_step, ddim_timesteps
 from diffadapt.diffusion.ddpm import ddpm_step, ddpm_timesteps
-from diffadapt.diffusion.schedule import LinearSchedule
+from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_step, multistep_timesteps
+from diffadapt.diffusion.schedule import LinearSchedule, predict_x0
+from diffadapt.diffusion.unipc import unic_step, unip_step, unipc_order
+from diffadapt.errors import InputError
+from diffadapt.settings import Settings, described, number
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # callback(t, x): x is the sample at noise level t in the paper's 1-based indexing, i.e. the state just
@@ -23,24 +31,42 @@ EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor], None]
 
 
-@dataclass
-class SamplerConfig:
-    method: str = "ddim"  # "ddpm" (ancestral, every timestep) or "ddim"
-    steps: int = 50  # DDIM steps (ignored by ddpm)
-    eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like variance
-    spacing: str = "leading"  # DDIM timestep spacing: leading, trailing, linspace
-    clip_x0: bool = False
-    variance: str = "posterior"  # DDPM only: posterior (beta_tilde) or beta
+class ProgressBar(Protocol):
+    """A caller's tqdm-like bar, e.g. one shared by several batches: advanced once per model call."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def update(self, n: int = 1) -> object: ...
+
+
+Method = Literal["ddpm", "ddim", "dpmpp-2m", "unipc"]
+Variance = Literal["posterior", "beta"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+
+@dataclass
+class SamplerConfig(Settings):
+    """How to run the reverse process; a checkpoint's ``sampling`` section holds its defaults."""
+
+    method: Method = described(
+        "ddim", "ddpm: ancestral, every timestep; ddim: Song et al.'s sub-sequence sampler; "
+        "dpmpp-2m: DPM-Solver++(2M), Lu et al.; unipc: UniPC-2 (bh2), Zhao et al.",
+    )
+    steps: int = number(50, at_least=1, at_most=100_000, help="solver steps (ignored by ddpm, which visits every timestep)")
+    eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM only: 0 deterministic, 1 DDPM-like variance")
+    spacing: Spacing = described("leading", "timestep spacing of the non-ddpm methods: leading (the course's), trailing, linspace")
+    clip_x0: bool = described(False, "clip the predicted x0 to [-1, 1] at each step")
+    variance: Variance = described("posterior", "DDPM only: posterior (beta_tilde) or beta")
 
     def timesteps(self, schedule: LinearSchedule) -> list[int]:
         if self.method == "ddpm":
             return ddpm_timesteps(schedule.num_timesteps)
+        if self.steps > schedule.num_timesteps:
+            raise InputError(f"steps must be in 1..{schedule.num_timesteps} (the schedule's T), got {self.steps}")
         if self.method == "ddim":
             return ddim_timesteps(schedule.num_timesteps, self.steps, self.spacing)
-        raise ValueError(f"unknown sampling method {self.method!r} (ddpm or ddim)")
+        try:
+            return multistep_timesteps(schedule.num_timesteps, self.steps, self.spacing)
+        except ValueError as error:
+            raise InputError(str(error)) from None
 
 
 @torch.no_grad()
@@ -49,28 +75,39 @@ def sample(
     x_T: torch.Tensor,
     schedule: LinearSchedule,
     config: SamplerConfig = SamplerConfig(),
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callback | None = None,
-    progress: bool = False,
+    progress: bool | ProgressBar = False,
 ) -> torch.Tensor:
     """Run the reverse process from x_T (B, C, H, W) float noise; returns x_0 in model scale (float32).
 
     The initial noise is the caller's (DDIM's graded setting starts from given noise tensors); the
-    generator only feeds the per-step noise of DDPM and of DDIM with eta > 0.
+    generator only feeds the per-step noise of DDPM and of DDIM with eta > 0: one generator for the batch,
+    or one per sample (each sample's noise is then independent of the batch it is in). ``progress``: True shows a
+    bar of this call's steps, a caller's bar is advanced by one per step. For UniPC the callback sees the
+    uncorrected prediction, the sample the model is called at.
     """
     timesteps = config.timesteps(schedule)
     x = x_T.float()
     batch = x.shape[0]
+    # alpha_bar after the last step is 1: DDIM's set_alpha_to_one, the solvers' final sigma 0.
+    alpha_bars = [float(schedule.alpha_bars[t]) for t in timesteps] + [1.0]
+    # (x0, alpha_bar) at the latest points, latest last: all that the order-2 solvers look back at.
+    history: deque[tuple[torch.Tensor, float]] = deque(maxlen=2)
+    x_corrected = x  # UniPC: the corrected sample the last prediction started from
 
     def step_noise() -> torch.Tensor:
-        return torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        if generator is None or isinstance(generator, torch.Generator):
+            return torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        return torch.stack([torch.randn(x.shape[1:], generator=g, device=x.device, dtype=torch.float32) for g in generator])
 
-    iterator = timesteps
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(timesteps, desc=f"{config.method} sampling", unit="step", leave=False)
-    for index, t in enumerate(iterator):
+    # A caller's bar is never tested for truth: tqdm's bool() raises without a total.
+    own_bar = progress is True
+    if isinstance(progress, bool):
+        bar = tqdm(total=len(timesteps), desc=f"{config.method} sampling", unit="step", leave=False) if progress else None
+    else:
+        bar = progress
+    for index, t in enumerate(timesteps):
         if callback is not None:
             callback(t + 1, x)
         t_batch = torch.full((batch,), t, device=x.device, dtype=torch.int64)
@@ -78,12 +115,33 @@ def sample(
         if config.method == "ddpm":
             noise = step_noise() if t > 0 else None
             x = ddpm_step(x, eps, t, schedule, noise, config.variance, config.clip_x0)
-        else:
+        elif config.method == "ddim":
             alpha_bar_t = float(schedule.alpha_bars[t])
             prev = timesteps[index + 1] if index + 1 < len(timesteps) else None
             alpha_bar_prev = float(schedule.alpha_bars[prev]) if prev is not None else 1.0
             noise = step_noise() if config.eta > 0 and prev is not None else None
             x = ddim_step(x, eps, alpha_bar_t, alpha_bar_prev, config.eta, noise, config.clip_x0)
+        else:
+            x0 = predict_x0(x, eps, alpha_bars[index])
+            if config.clip_x0:
+                x0 = x0.clamp(-1.0, 1.0)
+            if config.method == "unipc" and index > 0:
+                # UniC re-takes the last step now that x0 at its end is known, from this same model call.
+                x0_last, alpha_bar_last = history[-1]
+                earlier = history[-2] if unipc_order(index - 1, len(timesteps)) == 2 else ()
+                x = unic_step(x_corrected, x0_last, alpha_bar_last, alpha_bars[index], x0, *earlier)
+            history.append((x0, alpha_bars[index]))
+            x_corrected = x
+            if config.method == "dpmpp-2m":
+                order, step = dpmpp_2m_order(index, len(timesteps)), dpmpp_2m_step
+            else:
+                order, step = unipc_order(index, len(timesteps)), unip_step
+            earlier = history[-2] if order == 2 else ()
+            x = step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
+        if bar is not None:
+            bar.update(1)
+    if own_bar:
+        bar.close()
     if callback is not None:
         callback(0, x)
     return x

@@ -1,13 +1,18 @@
 """The diffusion training loop shared by the digit (conditional) and face (unconditional) models.
 
 What makes it fast: the whole data set sits on the device as one uint8 tensor and a batch is one gather;
-on CUDA the model runs channels_last under bf16 autocast with a fused AdamW, optionally compiled; the loss
-is read back only every ``log_every`` steps, so the GPU never waits for the host.
+on CUDA the model runs channels_last under bf16 autocast with a fused AdamW, optionally compiled (falling
+back from the asked compile mode to the default mode, then to eager, if compilation fails); the loss is read
+back only every ``log_every`` steps, so the GPU never waits for the host.
 
 What makes it exact: every random draw (data order, t, eps, label dropout) comes from generators derived
 from the seed and the step, and state.pt holds everything else, so ``--resume`` continues bit-for-bit the
-same run. Under ``torchrun`` each rank trains on its own shard of every global batch
-(DistributedDataParallel averages the gradients) and rank 0 alone writes.
+same run. Under ``torchrun`` each rank trains on its own part of every global batch with the global batch's
+noise draws (DistributedDataParallel averages the gradients), so N ranks train as one process would, and
+rank 0 alone writes.
+
+The pieces: :func:`runtime_for` (precision, memory layout), :class:`Checkpointer` (what goes to disk),
+:func:`train_step` (one optimisation step), :func:`train_diffusion` (the loop that ties them together).
 """
 
 from __future__ import annotations
@@ -16,49 +21,58 @@ import copy
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm import tqdm
 
+from diffadapt.data.batches import epoch_batches
 from diffadapt.data.memory import TensorImages
-from diffadapt.diffusion.checkpoint import STATE_FILE, load_resume_state, read_config, save_checkpoint
+from diffadapt.device import Precision
+from diffadapt.diffusion.checkpoint import STATE_FILE, load_resume_state, save_checkpoint
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon_loss
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.viz.images import uint8_to_model
+from diffadapt.images import uint8_to_model
+from diffadapt.io import read_run_config
+from diffadapt.settings import Settings, described, number
+from diffadapt.viz.curves import MetricsLog
+
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
+LrSchedule = Literal["constant", "cosine"]
+OnOffAuto = Literal["auto", "on", "off"]
+WeightsDtype = Literal["float32", "float16", "bfloat16"]
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Optimisation settings. ``steps`` wins over ``epochs`` when both are set; ``time_limit`` (seconds of
     training, compilation excluded) stops earlier."""
 
-    steps: int = 0
-    epochs: float = 20.0
-    time_limit: float = 0.0
-    batch_size: int = 256
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 200
-    lr_schedule: str = "constant"  # or "cosine"
-    ema_decay: float = 0.999
-    p_uncond: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 1000
-    log_every: int = 50
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16
-    channels_last: str = "auto"  # auto: on CUDA only
-    compile: bool = False
-    compile_mode: str = "default"  # torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune
-    weights_dtype: str = "float32"  # dtype of model.safetensors (float16 halves a shipped file)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    steps: int = number(0, at_least=0, at_most=10**9, help="optimisation steps (0: from epochs)")
+    epochs: float = number(20.0, above=0.0, at_most=1e6, help="passes over the data when steps is 0")
+    time_limit: float = number(0.0, at_least=0.0, help="stop after this many seconds of training (0: no limit)")
+    batch_size: int = number(256, at_least=1, at_most=1 << 20, help="images per optimisation step")
+    lr: float = number(2e-4, above=0.0, at_most=10.0, help="AdamW learning rate")
+    weight_decay: float = number(0.0, at_least=0.0, at_most=10.0, help="AdamW weight decay")
+    warmup_steps: int = number(200, at_least=0, help="linear learning-rate warm-up")
+    lr_schedule: LrSchedule = described("constant", "after warm-up: constant, or cosine decay to 10%")
+    ema_decay: float = number(0.999, at_least=0.0, below=1.0, help="EMA decay of the sampling weights")
+    p_uncond: float = number(0.1, at_least=0.0, below=1.0, help="label dropout probability for guidance")
+    grad_clip: float = number(1.0, at_least=0.0, help="gradient norm clip (0: off)")
+    seed: int = number(0, at_least=0, below=2**31, help="fixes initial weights, data order and noise")
+    checkpoint_every: int = number(1000, at_least=0, help="steps between checkpoints (0: only at the end)")
+    log_every: int = number(50, at_least=1, help="steps per row of metrics.csv")
+    precision: Precision = described("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16")
+    channels_last: OnOffAuto = described("auto", "channels_last memory layout (auto: on CUDA only)")
+    compile: bool = described(False, "torch.compile the model (falls back to the default mode, then eager)")
+    compile_mode: CompileMode = described("default", "torch.compile mode; reduce-overhead replays CUDA graphs")
+    weights_dtype: WeightsDtype = described("float32", "dtype of model.safetensors (float16 halves a shipped file)")
 
 
 @dataclass
@@ -84,6 +98,7 @@ class TrainResult:
     run_dir: Path
     loss_history: list[float] = field(default_factory=list)
     model: nn.Module | None = None  # the trained (raw, not EMA) network
+    compile_mode: str = "eager"  # the mode that compiled, after any fallback
 
 
 def distributed_context() -> tuple[int, int, bool]:
@@ -101,12 +116,9 @@ def distributed_context() -> tuple[int, int, bool]:
 
 
 def epoch_order(num_images: int, batch_size: int, seed: int, epoch: int) -> torch.Tensor:
-    """(batches, batch_size) image indices of one epoch; from a CPU generator, so identical on every device
-    and every rank, and reproducible from (seed, epoch) alone. The incomplete last batch is dropped."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(num_images, generator=generator)
-    batches = num_images // batch_size
-    return order[: batches * batch_size].view(batches, batch_size)
+    """(batches, batch_size) image indices of one epoch, reproducible from (seed, epoch) alone (so resume can
+    recompute it); identical on every device and rank. The incomplete last batch is dropped."""
+    return epoch_batches(num_images, batch_size, torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -122,9 +134,7 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, in one fused op over all parameters."""
-    ema_params = [p for p in ema.parameters()]
-    model_params = [p.detach() for p in model.parameters()]
-    torch._foreach_lerp_(ema_params, model_params, 1.0 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - decay)
 
 
 def total_steps_for(config: TrainConfig, num_images: int) -> int:
@@ -134,6 +144,89 @@ def total_steps_for(config: TrainConfig, num_images: int) -> int:
     if per_epoch == 0:
         raise InputError(f"{num_images} training images are fewer than one batch of {config.batch_size}")
     return max(1, int(round(config.epochs * per_epoch)))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How the arithmetic runs on a device: bf16 autocast and the channels_last layout."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
+def runtime_for(config: TrainConfig, device: torch.device) -> Runtime:
+    """Precision and layout for ``device``; on CUDA also the TF32 and cuDNN autotuning switches."""
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda)
+    channels_last = config.channels_last == "on" or (config.channels_last == "auto" and cuda)
+    return Runtime(device, bf16, channels_last)
+
+
+def compile_attempts(config: TrainConfig) -> list[str | None]:
+    """The torch.compile modes to try in order (None: eager): the asked mode, the default mode, eager."""
+    if not config.compile:
+        return [None]
+    modes: list[str | None] = [config.compile_mode]
+    if config.compile_mode != "default":
+        modes.append("default")
+    return [*modes, None]
+
+
+class Checkpointer:
+    """Writes the run folder: EMA weights, resume state and config.json (rank 0 only), metrics.csv and
+    curves.png."""
+
+    def __init__(self, run_dir: Path, run_config: dict[str, Any], weights_dtype: torch.dtype, rank: int, world: int) -> None:
+        self.run_dir = run_dir
+        self.run_config = run_config
+        self.weights_dtype = weights_dtype
+        self.rank = rank
+        self.world = world
+
+    def save(self, step: int, loss: float, model: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer,
+             noise_generator: torch.Generator, metrics: MetricsLog) -> None:
+        noise_states = [noise_generator.get_state()]
+        if self.world > 1:
+            gathered: list[Any] = [None] * self.world
+            dist.all_gather_object(gathered, noise_generator.get_state())
+            noise_states = gathered
+        if self.rank != 0:
+            return
+        resume_state = {
+            "step": step,
+            "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            "ema": {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "noise_generator": noise_states,
+        }
+        metrics.write(self.run_dir)
+        config = {**self.run_config, "step": step, "loss": loss if math.isfinite(loss) else None}
+        save_checkpoint(self.run_dir, config, ema.state_dict(), resume_state, self.weights_dtype)
+
+
+def train_step(
+    model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimizer, schedule: LinearSchedule,
+    x0: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator, config: TrainConfig,
+    null_label: int | None, runtime: Runtime, shard: tuple[int, int],
+) -> torch.Tensor:
+    """One AdamW step on the epsilon loss of x0 (B, C, H, W) in [-1, 1]; returns the loss (a device scalar,
+    not read back)."""
+    with runtime.autocast():
+        loss = epsilon_loss(train_model, schedule, x0, labels, generator, config.p_uncond if labels is not None else 0.0, null_label, shard)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+    optimizer.step()
+    return loss.detach()
 
 
 def train_diffusion(
@@ -147,25 +240,21 @@ def train_diffusion(
     resume: bool = False,
     device: torch.device | None = None,
     progress: bool = True,
-    extra_config: dict[str, Any] | None = None,
     stop_after: int = 0,
+    tensorboard: str | Path | None = None,
 ) -> TrainResult:
     """Train an eps-prediction UNet on ``data`` (uint8 images, with labels when the model is conditional).
 
     ``stop_after`` > 0 ends this invocation after that many steps (checkpointed), while the learning-rate
     schedule still aims at the full run: a later ``resume=True`` call finishes it exactly as one run would.
+    The run folder gets ``metrics.csv`` (step, epoch, loss, learning rate, images/s) and ``curves.png``;
+    ``tensorboard`` names a folder for the same scalars as TensorBoard events.
     """
     run_dir = Path(run_dir)
     rank, world, initialised_here = distributed_context()
     if device is None:
         device = torch.device(f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu")
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    use_bf16 = train_config.precision == "bf16" or (train_config.precision == "auto" and cuda)
-    channels_last = train_config.channels_last == "on" or (train_config.channels_last == "auto" and cuda)
+    runtime = runtime_for(train_config, device)
     if train_config.batch_size % world:
         raise InputError(f"batch size {train_config.batch_size} is not divisible by {world} processes")
     per_rank = train_config.batch_size // world
@@ -175,14 +264,16 @@ def train_diffusion(
     labels = data.labels.to(device) if conditional else None
     total_steps = total_steps_for(train_config, len(images))
     batches_per_epoch = len(images) // train_config.batch_size
+    if batches_per_epoch == 0:
+        raise InputError(f"{len(images)} training images are fewer than one batch of {train_config.batch_size}")
 
     torch.manual_seed(train_config.seed)  # identical initial weights on every rank
     model = ConditionalUNet(model_config).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, fused=cuda or None
-    )
-    noise_generator = torch.Generator(device=device).manual_seed(train_config.seed * 7919 + rank)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, fused=device.type == "cuda" or None)
+    # One noise stream for the global batch, the same on every rank (see epsilon_loss's shard).
+    noise_generator = torch.Generator(device=device).manual_seed(train_config.seed * 7919)
+    metrics = MetricsLog(["step", "epoch", "loss", "lr", "images_per_s"], title="diffusion training", tensorboard=tensorboard if rank == 0 else None)
     start_step = 0
     if resume:
         state = load_resume_state(run_dir)
@@ -191,139 +282,136 @@ def train_diffusion(
         optimizer.load_state_dict(state["optimizer"])
         noise_generator.set_state(state["noise_generator"][rank])
         start_step = int(state["step"])
+        metrics.load(run_dir, until_step=start_step)
         if start_step >= total_steps:
             raise InputError(f"run is already at step {start_step} of {total_steps}; nothing to resume", run_dir)
-
-    if channels_last:
+    if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
         ema = ema.to(memory_format=torch.channels_last)
-    train_model: nn.Module = model
+    wrapped: nn.Module = model
     if world > 1:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if train_config.compile:
-        train_model = torch.compile(train_model, mode=None if train_config.compile_mode == "default" else train_config.compile_mode)
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     schedule = LinearSchedule(schedule_config)
     run_config = {
-        "kind": kind,
-        "model": model_config.to_dict(),
-        "schedule": asdict(schedule_config),
-        "data": asdict(data_info),
-        "train": train_config.to_dict(),
-        "total_steps": total_steps,
-        "world_size": world,
-        **(extra_config or {}),
+        "kind": kind, "model": model_config.to_dict(), "schedule": asdict(schedule_config), "data": asdict(data_info),
+        "train": train_config.to_dict(), "total_steps": total_steps, "world_size": world,
     }
+    checkpointer = Checkpointer(run_dir, run_config, getattr(torch, train_config.weights_dtype), rank, world)
 
-    def checkpoint(step: int, loss_value: float) -> None:
-        noise_states = [noise_generator.get_state()]
-        if world > 1:
-            gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, noise_generator.get_state())
-            noise_states = gathered
-        if rank != 0:
-            return
-        resume_state = {
-            "step": step,
-            "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-            "ema": {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "noise_generator": noise_states,
-        }
-        config = {**run_config, "step": step, "loss": loss_value}
-        weights_dtype = getattr(torch, train_config.weights_dtype)
-        save_checkpoint(run_dir, config, ema.state_dict(), resume_state, weights_dtype)
+    orders: dict[int, torch.Tensor] = {}
 
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_steps, initial=start_step, desc="training", unit="step", disable=not progress or rank != 0, dynamic_ncols=True)
-    loss_sum = torch.zeros((), device=device)
-    loss_count = 0
-    last_loss = float("nan")
-    train_seconds = 0.0
-    compile_seconds = 0.0
-    images_seen = 0
-    step = start_step
-    order = None
-    order_epoch = -1
-    tick = time.perf_counter()
-    window_images = 0
-    stop = False
-    loss_history: list[float] = []
-    end_step = min(total_steps, start_step + stop_after) if stop_after > 0 else total_steps
-    while step < end_step and not stop:
+    def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's part of the global batch of ``step``: x0 in [-1, 1] and labels."""
         epoch, position = divmod(step, batches_per_epoch)
-        if epoch != order_epoch:
-            order = epoch_order(len(images), train_config.batch_size, train_config.seed, epoch).to(device)
-            order_epoch = epoch
-        index = order[position, rank * per_rank : (rank + 1) * per_rank]  # type: ignore[index]
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = epoch_order(len(images), train_config.batch_size, train_config.seed, epoch).to(device)
+        index = orders[epoch][position, rank * per_rank : (rank + 1) * per_rank]
         x0 = uint8_to_model(images[index])
-        if channels_last:
+        if runtime.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
-        batch_labels = labels[index] if labels is not None else None
+        return x0, labels[index] if labels is not None else None
 
+    def run_step(train_model: nn.Module, step: int) -> torch.Tensor:
         lr = learning_rate(train_config, step, total_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = epsilon_loss(
-                train_model, schedule, x0, batch_labels, noise_generator,
-                train_config.p_uncond if conditional else 0.0, model_config.null_label,
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train_config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip, foreach=True)
-        optimizer.step()
+        x0, batch_labels = batch_at(step)
+        loss = train_step(model, train_model, optimizer, schedule, x0, batch_labels, noise_generator, train_config,
+                          model_config.null_label, runtime, (rank, world))
         update_ema(ema, model, min(train_config.ema_decay, (1 + step) / (10 + step)))
-        loss_sum += loss.detach()
-        loss_count += 1
-        step += 1
-        images_seen += train_config.batch_size
-        window_images += train_config.batch_size
-        bar.update(1)
+        return loss
 
-        if step == start_step + 1 and train_config.compile:
-            # The first step of a compiled model includes compilation: keep it out of the throughput.
-            if cuda:
-                torch.cuda.synchronize(device)
-            compile_seconds = time.perf_counter() - tick
-            tick = time.perf_counter()
-            window_images = 0
+    bar = tqdm(total=total_steps, initial=start_step, desc="training", unit="step", disable=not progress or rank != 0, dynamic_ncols=True)
+    loss_sum = torch.zeros((), device=device)
+    loss_count, last_loss, train_seconds, compile_seconds, images_seen = 0, float("nan"), 0.0, 0.0, 0
+    step, stop = start_step, False
+    end_step = min(total_steps, start_step + stop_after) if stop_after > 0 else total_steps
+
+    # The first step compiles (when asked): try each mode in turn, restoring the noise stream on failure.
+    tick = time.perf_counter()
+    compiled_mode = "eager"
+    generator_state = noise_generator.get_state()
+    for mode in compile_attempts(train_config):
+        train_model = wrapped if mode is None else torch.compile(wrapped, mode=None if mode == "default" else mode)
+        try:
+            loss_sum += run_step(train_model, step)
+        except Exception as exc:  # compilation failures surface as many types, from many backends
+            if mode is None:
+                raise
+            warnings.warn(f"torch.compile (mode {mode}) failed, trying the next mode: {type(exc).__name__}: {exc}", stacklevel=2)
+            noise_generator.set_state(generator_state)
+            optimizer.zero_grad(set_to_none=True)
+            continue
+        compiled_mode = mode or "eager"
+        break
+    if train_config.compile:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        compile_seconds = time.perf_counter() - tick  # the first step of a compiled model is mostly compilation
+        tick = time.perf_counter()
+        window_images = 0
+    else:
+        window_images = train_config.batch_size
+    loss_count, step, images_seen = 1, step + 1, train_config.batch_size
+    bar.update(1)
+
+    def log_window() -> None:
+        nonlocal last_loss, loss_count, train_seconds, tick, window_images
+        last_loss = float(loss_sum / max(1, loss_count))  # the one host sync per window
+        loss_sum.zero_()
+        loss_count = 0
+        now = time.perf_counter()
+        train_seconds += now - tick
+        rate = window_images / max(now - tick, 1e-9)
+        tick, window_images = now, 0
+        metrics.add(step=step, epoch=round(step / batches_per_epoch, 3), loss=last_loss,
+                    lr=learning_rate(train_config, step - 1, total_steps), images_per_s=round(rate, 1))
+        bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:,.0f}")
+
+    while True:
         if step % train_config.log_every == 0 or step == total_steps:
-            last_loss = float(loss_sum / max(1, loss_count))  # the one host sync per window
-            loss_history.append(last_loss)
-            loss_sum.zero_()
-            loss_count = 0
-            now = time.perf_counter()
-            train_seconds += now - tick
-            rate = window_images / max(now - tick, 1e-9)
-            tick, window_images = now, 0
-            bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:,.0f}")
+            log_window()
             if train_config.time_limit > 0:
                 stop_flag = torch.tensor([train_seconds >= train_config.time_limit], device=device)
                 if world > 1:
                     dist.broadcast(stop_flag, 0)
                 stop = bool(stop_flag.item())
         if train_config.checkpoint_every > 0 and step % train_config.checkpoint_every == 0 and step < end_step and not stop:
-            checkpoint(step, last_loss)
+            checkpointer.save(step, last_loss, model, ema, optimizer, noise_generator, metrics)
             tick = time.perf_counter()  # writing is not training
-    if step % train_config.log_every != 0 and loss_count:
-        last_loss = float(loss_sum / loss_count)
-        train_seconds += time.perf_counter() - tick
+        if step >= end_step or stop:
+            break
+        loss_sum += run_step(train_model, step)
+        loss_count += 1
+        step += 1
+        images_seen += train_config.batch_size
+        window_images += train_config.batch_size
+        bar.update(1)
+    if loss_count:
+        log_window()
     bar.close()
-    checkpoint(step, last_loss)
+    checkpointer.save(step, last_loss, model, ema, optimizer, noise_generator, metrics)
+    if rank == 0:
+        metrics.plot(run_dir / "curves.png", x="step", series=("loss", "lr", "images_per_s"))
+    metrics.close()
     if world > 1:
         dist.barrier()
     if initialised_here:
         dist.destroy_process_group()
-    return TrainResult(step, images_seen, train_seconds, compile_seconds, last_loss, run_dir, loss_history, model)
+    return TrainResult(step, images_seen, train_seconds, compile_seconds, last_loss, run_dir, metrics.column("loss"), model, compiled_mode)
 
 
 def resume_configs(run_dir: Path) -> tuple[dict[str, Any], UNetConfig, ScheduleConfig, TrainConfig]:
     """The configs a run was started with, so that --resume needs no other flag."""
-    config = read_config(run_dir)
+    config = read_run_config(run_dir)
     if not (run_dir / STATE_FILE).is_file():
         raise InputError("--resume needs state.pt from an earlier run here", run_dir)
-    train = TrainConfig(**{k: v for k, v in config["train"].items() if k in TrainConfig.__dataclass_fields__})
-    return config, UNetConfig.from_dict(config["model"]), ScheduleConfig(**config["schedule"]), train
+    source = run_dir / "config.json"
+    for section in ("model", "schedule", "train"):
+        if section not in config:
+            raise InputError(f"config has no {section!r} section", source)
+    return (config, UNetConfig.from_dict(config["model"], source, "model"), ScheduleConfig.from_dict(config["schedule"], source, "schedule"),
+            TrainConfig.from_dict(config["train"], source, "train"))
+

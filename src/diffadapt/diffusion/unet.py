@@ -18,51 +18,47 @@ choice), and every residual block adds the result per channel.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from diffadapt.errors import InputError
+from diffadapt.settings import Settings, described, number
 
 
 @dataclass
-class UNetConfig:
-    image_size: int = 28
-    in_channels: int = 3
-    # The default (3.9 M parameters, 0.83 GFLOP per 28x28 forward) is sized to train to high quality on a
-    # GPU in a minute and still generate the graded 1,000 images on 2 CPU cores in minutes.
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 2
-    attention_levels: tuple[int, ...] = (2,)
-    num_classes: int | None = 10  # None: unconditional
-    dropout: float = 0.0
-    norm_groups: int = 16
-    patch_size: int = 1  # p: the network sees (C p^2, H/p, W/p); 1 = plain pixels
+class UNetConfig(Settings):
+    """The shape of a :class:`ConditionalUNet`; the defaults are the shipped digit model's (MODEL_CARD.md)."""
 
-    def __post_init__(self) -> None:
-        self.channel_mults = tuple(self.channel_mults)
-        self.attention_levels = tuple(self.attention_levels)
+    image_size: int = number(28, at_least=4, at_most=1024, help="side of the square images")
+    in_channels: int = number(3, at_least=1, at_most=16, help="image channels")
+    base_channels: int = number(32, at_least=4, at_most=1024, help="channels of the first level")
+    channel_mults: tuple[int, ...] = described((1, 2, 4), "channel multiplier per resolution level")
+    num_res_blocks: int = number(2, at_least=1, at_most=8, help="residual blocks per level")
+    attention_levels: tuple[int, ...] = described((2,), "levels (0-based) with self-attention")
+    num_classes: int | None = number(10, at_least=1, at_most=100_000, help="classes (None: unconditional)")
+    dropout: float = number(0.0, at_least=0.0, below=1.0, help="dropout in the residual blocks")
+    norm_groups: int = number(16, at_least=1, at_most=1024, help="GroupNorm groups (halved until they divide)")
+    patch_size: int = number(1, at_least=1, at_most=16, help="p: the network sees (C p^2, H/p, W/p); 1 = plain pixels")
+
+    def validate(self) -> None:
         levels = len(self.channel_mults)
-        if self.patch_size < 1 or self.image_size % self.patch_size:
-            raise ValueError(f"patch size {self.patch_size} does not divide image size {self.image_size}")
+        if not 1 <= levels <= 8 or any(not 1 <= m <= 64 for m in self.channel_mults):
+            raise InputError(f"channel_mults: 1 to 8 levels of multipliers in 1..64, got {list(self.channel_mults)}")
+        if self.image_size % self.patch_size:
+            raise InputError(f"patch size {self.patch_size} does not divide image size {self.image_size}")
         if (self.image_size // self.patch_size) % (2 ** (levels - 1)):
             # 28 -> 14 -> 7 works; a fourth level would need 3.5.
-            raise ValueError(f"image size {self.image_size} / patch {self.patch_size} cannot be halved {levels - 1} times")
+            raise InputError(f"image size {self.image_size} / patch {self.patch_size} cannot be halved {levels - 1} times")
         if any(not 0 <= a < levels for a in self.attention_levels):
-            raise ValueError(f"attention levels {self.attention_levels} outside 0..{levels - 1}")
+            raise InputError(f"attention levels {list(self.attention_levels)} outside 0..{levels - 1}")
 
     @property
     def null_label(self) -> int | None:
         return self.num_classes
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> UNetConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -221,8 +217,6 @@ def count_parameters(model: nn.Module) -> int:
 def count_flops(config: UNetConfig) -> tuple[float, float]:
     """(forward, forward + backward) FLOPs per image, by torch's FLOP counter on a CPU copy of the model
     (the count depends only on the shapes, not on the device or the weights)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     model = ConditionalUNet(config)
     x = torch.randn(2, config.in_channels, config.image_size, config.image_size)
     t, labels = torch.tensor([0, 1]), (torch.tensor([0, 1]) if config.num_classes else None)

@@ -10,7 +10,9 @@ import torch
 
 from diffadapt.data.imageio import list_images, read_images
 from diffadapt.errors import InputError
-from diffadapt.viz.images import uint8_to_model
+from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
+from diffadapt.evaluate.judge import judge_features
+from diffadapt.images import nhwc_to_nchw, uint8_to_model
 
 
 def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray, list[str]]:
@@ -31,7 +33,7 @@ def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray,
         raise InputError(f"generated digits must be 28x28, got {images.shape[1]}x{images.shape[2]}", paths[0])
     if images.shape[3] == 1:
         images = np.repeat(images, 3, axis=3)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), np.array(labels), [p.name for p in paths]
+    return nhwc_to_nchw(images), np.array(labels), [p.name for p in paths]
 
 
 @dataclass
@@ -77,9 +79,6 @@ def score_digits(images: torch.Tensor, labels: np.ndarray, classifier: torch.nn.
     per_class = {int(d): float((predictions[labels == d] == d).mean()) for d in np.unique(labels)}
     scores = DigitScores(per_class, float((predictions == labels).mean()), len(labels))
     if judge is not None:
-        from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
-        from diffadapt.evaluate.judge import judge_features
-
         features, judge_predictions = judge_features(judge.model, images)
         mu, sigma = feature_statistics(features)
         scores.frechet = frechet_distance(mu, sigma, judge.mu, judge.sigma)

@@ -17,9 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from diffadapt.errors import InputError
-from diffadapt.viz.images import uint8_to_model
+from diffadapt.evaluate.frechet import feature_statistics, frechet_between
+from diffadapt.images import uint8_to_model
+from diffadapt.io import load_state_dict_strict, load_weights, read_run_config, save_weights, write_text_atomic
 
 JUDGE_KIND = "diffadapt/digit-judge"
 FLOOR_SIZES = (100, 200, 500, 1000)  # sample sizes at which the real-vs-real floor is recorded
@@ -92,7 +95,6 @@ def judge_features(model: JudgeNet, images: torch.Tensor, batch_size: int = 1000
 
 def train_judge(train_images: torch.Tensor, train_labels: torch.Tensor, config: JudgeTrainConfig, device: torch.device, progress: bool = True) -> JudgeNet:
     """Train on uint8 (N, 3, 28, 28) images with AdamW and a one-cycle schedule."""
-    from tqdm import tqdm
 
     torch.manual_seed(config.seed)
     model = JudgeNet().to(device)
@@ -130,7 +132,6 @@ def reference_statistics(model: JudgeNet, test_images: torch.Tensor, seed: int =
       at the sample size being judged (FD shrinks with sample size, so ``floor_1000`` is the fair yardstick
       for the 1,000 graded images).
     """
-    from diffadapt.evaluate.frechet import feature_statistics, frechet_between
 
     features, _ = judge_features(model, test_images)
     rng = np.random.default_rng(seed)
@@ -149,9 +150,6 @@ def reference_statistics(model: JudgeNet, test_images: torch.Tensor, seed: int =
 
 
 def save_judge(run_dir: Path, model: JudgeNet, stats: dict[str, Any], info: dict[str, Any]) -> None:
-    from diffadapt.diffusion.checkpoint import save_weights
-    from diffadapt.viz.atomic import write_text_atomic
-
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors["real.mu"] = torch.from_numpy(stats["mu"])
@@ -170,12 +168,10 @@ class LoadedJudge:
 
 
 def load_judge(path: str | Path | None = None) -> LoadedJudge:
-    from diffadapt.diffusion.checkpoint import load_state_dict_strict, load_weights, read_config
-
     run_dir = Path(path) if path is not None else default_judge_checkpoint()
     if run_dir.is_file():
         run_dir = run_dir.parent
-    config = read_config(run_dir)
+    config = read_run_config(run_dir)
     if config.get("kind") != JUDGE_KIND:
         raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", run_dir / "config.json")
     tensors, _ = load_weights(run_dir / "model.safetensors")

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffadapt.io import load_state_dict_file, load_state_dict_strict
+
 
 class CourseLeNet(nn.Module):
     def __init__(self) -> None:
@@ -33,7 +35,6 @@ class CourseLeNet(nn.Module):
 
 def load_course_classifier(path: str | Path) -> CourseLeNet:
     """Load ``{'state_dict': ...}`` (or a bare state dict) with weights_only=True: no code can run."""
-    from diffadapt.diffusion.checkpoint import load_state_dict_file, load_state_dict_strict
 
     model = CourseLeNet()
     load_state_dict_strict(model, load_state_dict_file(path, "classifier file"), Path(path))

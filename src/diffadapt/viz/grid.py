@@ -6,17 +6,16 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from diffadapt.viz.atomic import atomic_path
+from diffadapt.io import atomic_path
 
 
 @lru_cache(maxsize=8)
 def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans from matplotlib's data folder: present wherever matplotlib is, unlike system fonts."""
-    import matplotlib
-
     font_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     try:
         return ImageFont.truetype(str(font_path), size)

@@ -1,42 +1,50 @@
-"""Domain-adversarial training (Ganin et al., JMLR 2016).
+"""Domain-adversarial training, DANN (Ganin et al., JMLR 2016).
 
-    loss = CE(C(F(x_s)), y_s) + CE(D(GRL_lambda(F([x_s; x_t]))), [0...0; 1...1])
+    L = CE(C(F(x_s)), y_s) + CE(D(GRL_lambda(F([x_s; x_t]))), [0...0; 1...1])  [+ w_H H(C(F(x_t)))]
 
-The gradient reversal layer makes F maximise the domain classifier D's loss while D minimises it, so
-F learns features that predict the label but not the domain. Schedules of the paper, p = training progress
-in [0, 1]:
-    lambda_p = 2 / (1 + exp(-gamma p)) - 1            (gamma = 10)
-    mu_p     = mu_0 / (1 + alpha p)^beta               (alpha = 10, beta = 0.75)
+The gradient reversal layer makes F maximise the domain discriminator D's loss while D minimises it, so F
+learns features that predict the label but not the domain. lambda_p follows the paper's schedule
+(optim.reversal_coefficient) and arrives with every step. The optional last term (the ``matched``
+recipe's) minimises the entropy of target predictions, pushing decision boundaries away from target images.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-
-def reversal_coefficient(progress: float, gamma: float = 10.0, maximum: float = 1.0) -> float:
-    """lambda_p = 2 / (1 + exp(-gamma p)) - 1, scaled to ``maximum``."""
-    return maximum * (2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0)
-
-
-def annealed_lr(lr0: float, progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
-    """mu_p = mu_0 / (1 + alpha p)^beta."""
-    return lr0 / (1.0 + alpha * progress) ** beta
+from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, accuracy, prediction_entropy
+from diffadapt.adapt.modules.grl import reverse_gradient
+from diffadapt.adapt.modules.networks import DigitClassifier, domain_classifier
 
 
 def domain_adversarial_loss(domain_logits: torch.Tensor, source_count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """CE of the domain classifier on [source; target] features (labels 0 then 1); returns (loss, accuracy)."""
+    """CE of the domain classifier on [source; target] logits (labels 0 then 1); returns (loss, accuracy)."""
     labels = torch.ones(domain_logits.shape[0], dtype=torch.int64, device=domain_logits.device)
     labels[:source_count] = 0
     loss = F.cross_entropy(domain_logits, labels)
-    accuracy = (domain_logits.argmax(1) == labels).float().mean()
-    return loss, accuracy
+    return loss, accuracy(domain_logits, labels)
 
 
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Mean prediction entropy; minimised on target images it pushes decision boundaries away from them."""
-    log_p = F.log_softmax(logits, dim=1)
-    return -(log_p.exp() * log_p).sum(1).mean()
+class DANN(AdaptationMethod):
+    """The discriminator D (features -> 256 -> 2, behind the GRL) and the objective above."""
+
+    needs_target = True
+    metric_names = ("loss", "source_accuracy", "domain_accuracy", "reversal")
+
+    def __init__(self, features: int, entropy_weight: float = 0.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.discriminator = domain_classifier(features, dropout=dropout)
+        self.entropy_weight = entropy_weight
+
+    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        count = batch.x_source.shape[0]
+        features = model.extractor(torch.cat([batch.x_source, batch.x_target]))
+        logits = model.classifier(features[:count])
+        class_loss = F.cross_entropy(logits, batch.y_source)
+        domain_loss, domain_accuracy = domain_adversarial_loss(self.discriminator(reverse_gradient(features, schedule.reversal)), count)
+        loss = class_loss + domain_loss
+        if self.entropy_weight > 0:
+            loss = loss + self.entropy_weight * prediction_entropy(model.classifier(features[count:]))
+        return loss, {"loss": loss.detach(), "source_accuracy": accuracy(logits, batch.y_source),
+                      "domain_accuracy": domain_accuracy, "reversal": schedule.reversal.detach()}

@@ -1,9 +1,12 @@
-"""The gradient reversal layer (Ganin & Lempitsky, 2015): identity forward, -lambda * gradient backward."""
+"""The gradient reversal layer (Ganin & Lempitsky, 2015): identity forward, -lambda * gradient backward.
+
+lambda is passed in on every call (a tensor, so a captured CUDA graph reads the value of the current step),
+never kept in the layer.
+"""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -18,15 +21,6 @@ class _ReverseGradient(torch.autograd.Function):
         return -coefficient * grad, None
 
 
-class GradientReversal(nn.Module):
-    """Reverses and scales gradients by ``coefficient`` (a tensor, so a captured CUDA graph sees updates)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("coefficient", torch.ones(()), persistent=False)
-
-    def set_coefficient(self, value: float) -> None:
-        self.coefficient.fill_(value)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ReverseGradient.apply(x, self.coefficient)
+def reverse_gradient(x: torch.Tensor, coefficient: torch.Tensor) -> torch.Tensor:
+    """x unchanged; the gradient flowing back through it is multiplied by -coefficient (a 0-d tensor)."""
+    return _ReverseGradient.apply(x, coefficient)

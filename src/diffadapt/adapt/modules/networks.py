@@ -1,22 +1,20 @@
 """Feature extractors and heads for 28x28 digits.
 
-- ``report``: the founding report's network. Extractor conv 3->64 (4x4) BN ReLU maxpool(3, 2) /
+- ``cnn3``: the founding report's network. Extractor conv 3->64 (4x4) BN ReLU maxpool(3, 2) /
   conv 64->64 (5x5) BN Dropout2d(0.5) ReLU maxpool(3, 2) / conv 64->128 (3x3) -> 128 features; label
   classifier 128->1024->256->10 with BatchNorm1d and ReLU; domain classifier 128->256->2.
 - ``lenet``: a LeNet-style extractor (conv 5x5 32, pool, conv 5x5 48, pool) -> 768 features, as in
   Ganin's MNIST experiments.
-- ``wide``: a stronger VGG-style extractor (3x3 convolutions, 32-32 / 64-64 / 128, BN, global average
-  pooling) -> 128 features; with augmentation it is the "ours" recipe's extractor.
+- ``wide``: a VGG-style extractor (3x3 convolutions, 32-32 / 64-64 / 128, BN, global average pooling) ->
+  128 features.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-NETWORKS = ("report", "lenet", "wide")
 
-
-class ReportExtractor(nn.Module):
+class CNN3Extractor(nn.Module):
     features = 128
 
     def __init__(self, in_channels: int = 3) -> None:
@@ -74,36 +72,32 @@ def label_classifier(features: int) -> nn.Sequential:
     )
 
 
-def domain_classifier(features: int, hidden: int = 256, dropout: float = 0.0) -> nn.Sequential:
-    """features -> hidden -> 2 (source, target); placed behind the gradient reversal layer."""
-    return nn.Sequential(nn.Linear(features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, 2))
+def domain_classifier(features: int, hidden: int = 256, dropout: float = 0.0, outputs: int = 2) -> nn.Sequential:
+    """features -> hidden -> outputs (2: source / target logits); placed behind the gradient reversal layer."""
+    return nn.Sequential(nn.Linear(features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, outputs))
 
 
 def make_extractor(name: str, in_channels: int = 3) -> nn.Module:
-    if name == "report":
-        return ReportExtractor(in_channels)
+    if name == "cnn3":
+        return CNN3Extractor(in_channels)
     if name == "lenet":
         return LeNetExtractor(in_channels)
     if name == "wide":
         return WideExtractor(in_channels)
-    raise ValueError(f"unknown network {name!r} (one of {', '.join(NETWORKS)})")
+    raise ValueError(f"unknown network {name!r} (cnn3, lenet, wide)")
 
 
 class DigitClassifier(nn.Module):
-    """extractor + label classifier; ``domain`` (behind a GRL) exists for DANN only.
+    """Feature extractor F and label classifier C: what every method trains and what prediction uses.
 
-    forward(x): x (B, C, 28, 28) normalised per domain -> (B, 10) logits.
+    forward(x): x (B, C, 28, 28) normalised per domain -> (B, 10) logits; ``extractor(x)`` gives F(x).
+    A method's own parts (a domain discriminator, a teacher) live in the method, not here.
     """
 
-    def __init__(self, network: str, in_channels: int = 3, with_domain_head: bool = False, domain_dropout: float = 0.0) -> None:
+    def __init__(self, network: str, in_channels: int = 3) -> None:
         super().__init__()
-        from diffadapt.adapt.modules.grl import GradientReversal
-
         self.extractor = make_extractor(network, in_channels)
         self.classifier = label_classifier(self.extractor.features)
-        if with_domain_head:
-            self.reversal = GradientReversal()
-            self.domain = domain_classifier(self.extractor.features, dropout=domain_dropout)
 
     def forward(self, x):
         return self.classifier(self.extractor(x))

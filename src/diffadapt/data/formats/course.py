@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffadapt.data.domains import guess_domain
 from diffadapt.data.formats.checks import check_labels
 from diffadapt.data.imageio import read_images
 from diffadapt.data.types import DigitSet
@@ -80,8 +81,6 @@ def read_course(root: str | Path, progress: bool = True) -> dict[str, DigitSet]:
 
 def domain_name(root: Path) -> str:
     """Name a domain after its folder, recognising the usual names (``hw2_data/digits/usps`` -> usps)."""
-    from diffadapt.data.sources import guess_domain
-
     recorded = root / DOMAIN_FILE
     if recorded.is_file():
         name = recorded.read_text().strip()

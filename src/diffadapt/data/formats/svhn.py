@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.io import loadmat
 
 from diffadapt.data.formats.checks import check_labels
 from diffadapt.data.types import DigitSet
@@ -17,8 +18,6 @@ SPLITS = ("train", "test", "extra")
 
 
 def read_svhn_mat(path: str | Path) -> DigitSet:
-    from scipy.io import loadmat
-
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from diffadapt.data.formats.checks import check_labels
@@ -22,8 +23,6 @@ SIDE = 16
 
 
 def read_usps_h5(path: str | Path) -> dict[str, DigitSet]:
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)

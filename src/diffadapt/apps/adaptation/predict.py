@@ -5,18 +5,19 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Literal
 
-import torch
-
-from diffadapt.adapt.runs import load_run
-from diffadapt.adapt.trainer import DomainStats, normalise
+from diffadapt.adapt.stats import DomainStats
+from diffadapt.adapt.trainer import predict
+from diffadapt.apps.adaptation.runs import load_run
 from diffadapt.data.formats.folders import read_unlabelled_folder
 from diffadapt.data.memory import TensorImages
-from diffadapt.viz.atomic import write_text_atomic
+from diffadapt.io import write_text_atomic
+
+Normalisation = Literal["target", "folder"]
 
 
-@torch.no_grad()
-def predict_folder(image_dir: str | Path, out_csv: str | Path, ckpt: str | Path, normalisation: str = "target") -> int:
+def predict_folder(image_dir: str | Path, out_csv: str | Path, ckpt: str | Path, normalisation: Normalisation = "target") -> int:
     """Write ``image_name,label`` (header, one row per image, sorted by name); returns the row count.
 
     normalisation: ``target`` uses the target domain's training statistics stored in the checkpoint;
@@ -26,14 +27,10 @@ def predict_folder(image_dir: str | Path, out_csv: str | Path, ckpt: str | Path,
     digits = read_unlabelled_folder(image_dir, domain=run.document["target"]["domain"])
     data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
     stats = run.target_stats if normalisation == "target" else DomainStats.of(data)
-    predictions = []
-    for start in range(0, len(data), 2048):
-        predictions.append(run.model(normalise(data.images[start : start + 2048], stats)).argmax(1))
-    labels = torch.cat(predictions).tolist()
-    rows = sorted(zip(digits.names or [], labels))
+    labels = predict(run.model, data.images, stats).tolist()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_name", "label"])
-    writer.writerows(rows)
+    writer.writerows(sorted(zip(digits.names or [], labels)))
     write_text_atomic(out_csv, buffer.getvalue())
-    return len(rows)
+    return len(labels)

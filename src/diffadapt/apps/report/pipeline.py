@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from diffadapt.adapt.config import preset
+from diffadapt.adapt.trainer import train_adaptation
+from diffadapt.apps.adaptation.runs import load_pair, load_run, run_folders, save_run
+from diffadapt.apps.adaptation.table import write_table
+from diffadapt.apps.adaptation.tsne import tsne_figures
+from diffadapt.apps.digits.figures import sample_grid, save_digit_grid, save_reverse_strip
+from diffadapt.apps.digits.generate import graded_labels, initial_noise, sample_digits, to_images
+from diffadapt.apps.faces.figures import eta_grid, interpolation_rows
+from diffadapt.apps.faces.models import ddim_faces, digit_noise_model, load_face_model, load_noise_dir, mse_against, to_graded_images
+from diffadapt.apps.preview import preview_grid
+from diffadapt.apps.report.config import ReportConfig
+from diffadapt.apps.report.html import render_page
+from diffadapt.data import read_source
+from diffadapt.data.prepare import describe
 from diffadapt.device import pick_device
+from diffadapt.diffusion.models import load_model
 from diffadapt.errors import InputError
-from diffadapt.report.config import ReportConfig
+from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
+from diffadapt.evaluate.generated import score_digits
+from diffadapt.evaluate.judge import judge_features, load_judge
+from diffadapt.evaluate.lenet import load_course_classifier
+from diffadapt.io import atomic_dir, write_text_atomic
 
 
 def check_inputs(config: ReportConfig) -> None:
@@ -36,10 +55,6 @@ def check_inputs(config: ReportConfig) -> None:
 
 
 def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
-    from diffadapt.data import read_source
-    from diffadapt.data.prepare import describe
-    from diffadapt.data.preview import preview_grid
-
     sources = config.data_sources or [config.adapt.source, *config.adapt.targets]
     summaries = [describe(read_source(s, seed=config.seed, progress=False)) for s in sources]
     preview_grid(sources, out / "domains.png", seed=config.seed)
@@ -47,14 +62,6 @@ def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
 
 
 def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
-    from diffadapt.diffusion.digits import graded_labels, initial_noise, sample_digits, to_images
-    from diffadapt.diffusion.figures import sample_grid, save_digit_grid, save_reverse_strip
-    from diffadapt.diffusion.models import load_model
-    from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
-    from diffadapt.evaluate.generated import score_digits
-    from diffadapt.evaluate.judge import judge_features, load_judge
-    from diffadapt.evaluate.lenet import load_course_classifier
-
     part = config.digits
     loaded = load_model(None if part.ckpt == "default" else part.ckpt, device=device)
     guidance = loaded.guidance(part.guidance, part.guidance_interval)
@@ -98,13 +105,9 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
 
 
 def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
-    from diffadapt.diffusion.ddim_figures import eta_grid, interpolation_rows
-
     part = config.ddim
     result: dict[str, Any] = {"steps": part.steps}
     if part.unet:
-        from diffadapt.diffusion.faces import ddim_faces, load_face_model, load_noise_dir, mse_against, to_graded_images
-
         model = load_face_model(part.unet, device, part.precision)
         names, noises = load_noise_dir(part.noise_dir)
         rule = to_graded_images
@@ -117,10 +120,6 @@ def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str
             result["mse"] = {n: e for n, e in zip(names, errors)}
             result["mean_mse"] = sum(errors) / len(errors)
     else:
-        from diffadapt.diffusion.digits import initial_noise, to_images
-        from diffadapt.diffusion.faces import digit_noise_model
-        from diffadapt.diffusion.models import load_model
-
         loaded = load_model(None if part.ckpt == "default" else part.ckpt, device=device, precision=part.precision)
         guidance = loaded.guidance()
         model = digit_noise_model(loaded, part.digit, guidance)
@@ -148,13 +147,6 @@ def _shown(path: Path, out: Path) -> str:
 
 
 def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
-    from dataclasses import replace
-
-    from diffadapt.adapt.config import preset
-    from diffadapt.adapt.runs import load_pair, load_run, run_folders, save_run
-    from diffadapt.adapt.table import write_table
-    from diffadapt.adapt.trainer import train_adaptation
-    from diffadapt.adapt.tsne import tsne_figures
 
     part = config.adapt
     runs: list[Path] = [Path(r) for r in part.runs]
@@ -193,8 +185,6 @@ def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[st
 
 def build_report(config: ReportConfig, out: str | Path, overwrite: bool = False) -> Path:
     """Run every part into a temporary folder, write index.html and report.json, then move it into place."""
-    from diffadapt.report.html import render_page
-    from diffadapt.viz.atomic import atomic_dir, write_text_atomic
 
     check_inputs(config)
     device = pick_device(config.device)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.diffusion.faces import NoiseModel, ddim_faces
+from diffadapt.apps.faces.models import NoiseModel, ddim_faces
 from diffadapt.diffusion.interpolate import lerp, slerp
 from diffadapt.viz.grid import save_grid
 

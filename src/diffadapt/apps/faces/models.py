@@ -7,7 +7,6 @@ rounded to 8 bits, MSE against GT on 0..255 values.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +14,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffadapt.data.imageio import read_image
+from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import FACES_KIND
+from diffadapt.diffusion.course_unet import MULTIPLIERS, load_course_unet
 from diffadapt.diffusion.guidance import Guidance, GuidedModel
-from diffadapt.diffusion.models import resolve_precision
+from diffadapt.diffusion.models import LoadedModel, load_model
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
-from diffadapt.viz.images import minmax_to_uint8, nchw_to_nhwc
+from diffadapt.images import minmax_to_uint8, nchw_to_nhwc
+from diffadapt.io import CONFIG_FILE, read_json, read_run_config, safe_torch_load
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
+MAX_NOISE_SIDE = 1024
 
 
 @dataclass
@@ -37,6 +41,13 @@ class NoiseModel:
     device: torch.device
     bf16: bool
     clip_x0: bool = False  # the course's faces: no clipping; digit checkpoints: their own default
+    size_multiple: int = 1  # image sides the network accepts are multiples of this (its halvings)
+
+    def check_noise(self, noise: torch.Tensor, source: str | Path | None = None) -> None:
+        """Noise (N, C, H, W) this network can denoise: its channels, sides multiples of its halvings."""
+        h, w = noise.shape[-2:]
+        if h < self.size_multiple or h % self.size_multiple or w % self.size_multiple:
+            raise InputError(f"noise of size {h}x{w} does not fit {self.name}: sides must be multiples of {self.size_multiple}", source)
 
 
 def load_face_model(path: str | Path, device: torch.device | str = "cpu", precision: str = "fp32") -> NoiseModel:
@@ -47,28 +58,23 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
     if not path.exists():
         raise InputError("UNet not found", path)
     if path.is_file():
-        from diffadapt.diffusion.course_unet import load_course_unet
-
         module = load_course_unet(path).to(device)
         if device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
-        return NoiseModel(_wrap(lambda x, t: module(x, t), device, bf16), LinearSchedule(COURSE_SCHEDULE), "course UNet", module, device, bf16)
-    config_path = path / "config.json"
-    if not config_path.is_file():
+        return NoiseModel(_wrap(lambda x, t: module(x, t), device, bf16), LinearSchedule(COURSE_SCHEDULE), "course UNet", module,
+                          device, bf16, size_multiple=2 ** (len(MULTIPLIERS) - 1))
+    if not (path / CONFIG_FILE).is_file():
         raise InputError("a model folder needs config.json (diffusers UNet2DModel or a diffadapt faces run)", path)
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"config is not valid JSON ({exc})", config_path) from None
+    config = read_run_config(path)
     if config.get("kind") == FACES_KIND:
-        from diffadapt.diffusion.models import load_model
-
         loaded = load_model(path, kind=FACES_KIND, device=device, precision="bf16" if bf16 else "fp32")
         module = loaded.model
-        return NoiseModel(_wrap(lambda x, t: module(x, t, None), device, bf16), loaded.schedule, "diffadapt faces run", module, device, bf16)
+        cfg = loaded.model_config
+        return NoiseModel(_wrap(lambda x, t: module(x, t, None), device, bf16), loaded.schedule, "diffadapt faces run", module, device, bf16,
+                          size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1))
     if config.get("_class_name") == "UNet2DModel":
         return _load_diffusers(path, device, bf16)
-    raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r})", config_path)
+    raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r})", path / CONFIG_FILE)
 
 
 def _wrap(fn, device: torch.device, bf16: bool):
@@ -88,19 +94,30 @@ def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
         module = UNet2DModel.from_pretrained(str(path)).to(device).eval()
     except Exception as exc:  # diffusers raises many types for bad folders
         raise InputError(f"cannot load the diffusers UNet2DModel ({type(exc).__name__}: {exc})", path) from None
-    schedule = LinearSchedule(COURSE_SCHEDULE)
-    scheduler_config = path.parent / "scheduler" / "scheduler_config.json"
-    if scheduler_config.is_file():
-        sc = json.loads(scheduler_config.read_text())
-        if sc.get("beta_schedule", "linear") != "linear":
-            raise InputError(f"only linear beta schedules are supported, found {sc.get('beta_schedule')!r}", scheduler_config)
-        schedule = LinearSchedule(ScheduleConfig(sc.get("num_train_timesteps", 1000), sc.get("beta_start", 1e-4), sc.get("beta_end", 0.02)))
-    return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), schedule, "diffusers UNet2DModel", module, device, bf16)
+    halvings = len(getattr(module.config, "down_block_types", ())) - 1
+    return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), diffusers_schedule(path), "diffusers UNet2DModel", module,
+                      device, bf16, size_multiple=2 ** max(halvings, 0))
+
+
+def diffusers_schedule(unet_dir: Path) -> LinearSchedule:
+    """The linear schedule of a diffusers pipeline folder (``../scheduler/scheduler_config.json`` beside the
+    UNet's folder, or ``scheduler_config.json`` inside it); the course's when there is none."""
+    for candidate in (unet_dir.parent / "scheduler" / "scheduler_config.json", unet_dir / "scheduler_config.json"):
+        if candidate.is_file():
+            sc = read_json(candidate)
+            if not isinstance(sc, dict):
+                raise InputError("scheduler config must be a JSON object", candidate)
+            if sc.get("beta_schedule", "linear") != "linear":
+                raise InputError(f"only linear beta schedules are supported, found {sc.get('beta_schedule')!r}", candidate)
+            if sc.get("prediction_type", "epsilon") != "epsilon":
+                raise InputError(f"only epsilon-prediction models are supported, found {sc.get('prediction_type')!r}", candidate)
+            keys = {"num_train_timesteps": "num_timesteps", "beta_start": "beta_start", "beta_end": "beta_end"}
+            return LinearSchedule(ScheduleConfig.from_dict({ours: sc[theirs] for theirs, ours in keys.items() if theirs in sc}, candidate))
+    return LinearSchedule(COURSE_SCHEDULE)
 
 
 def load_noise(path: str | Path) -> torch.Tensor:
     """A noise file: a tensor of shape (1, 3, H, W) or (3, H, W), loaded without running code -> (1, 3, H, W)."""
-    from diffadapt.diffusion.checkpoint import safe_torch_load
 
     path = Path(path)
     noise = safe_torch_load(path, "noise file")
@@ -110,6 +127,10 @@ def load_noise(path: str | Path) -> torch.Tensor:
         noise = noise[None]
     if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != 3 or not noise.is_floating_point():
         raise InputError(f"noise must be a float tensor of shape (1, 3, H, W) or (3, H, W), got {tuple(noise.shape)} {noise.dtype}", path)
+    if not 8 <= min(noise.shape[-2:]) <= max(noise.shape[-2:]) <= MAX_NOISE_SIDE:
+        raise InputError(f"noise of size {noise.shape[-2]}x{noise.shape[-1]}: sides must be in 8..{MAX_NOISE_SIDE}", path)
+    if not bool(torch.isfinite(noise).all()):
+        raise InputError("noise holds NaN or infinite values", path)
     return noise.float()
 
 
@@ -136,8 +157,12 @@ def ddim_faces(
 
     ``clip_x0`` None uses the model's own convention (``NoiseModel.clip_x0``).
     """
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    model.check_noise(x_T)
     clip = model.clip_x0 if clip_x0 is None else clip_x0
     config = SamplerConfig(method="ddim", steps=steps, eta=eta, spacing="leading", clip_x0=clip)
+    config.timesteps(model.schedule)  # steps within the schedule's T, before any work
     generator = torch.Generator(device=model.device).manual_seed(seed)
     outputs = []
     for start in range(0, len(x_T), batch_size):
@@ -155,7 +180,6 @@ def to_graded_images(x: torch.Tensor) -> np.ndarray:
 
 def mse_against(images: np.ndarray, gt_paths: list[Path]) -> list[float]:
     """Per-image MSE on 0..255 values between uint8 (N, H, W, 3) images and GT PNG files."""
-    from diffadapt.data.imageio import read_image
 
     errors = []
     for image, path in zip(images, gt_paths):
@@ -168,7 +192,7 @@ def mse_against(images: np.ndarray, gt_paths: list[Path]) -> list[float]:
     return errors
 
 
-def digit_noise_model(loaded, digit: int, guidance: Guidance | float) -> NoiseModel:
+def digit_noise_model(loaded: LoadedModel, digit: int, guidance: Guidance | float) -> NoiseModel:
     """A conditional digit checkpoint seen as eps(x, t) for one class, for the DDIM figures without face data."""
     null = loaded.model_config.null_label
     if null is None:
@@ -181,5 +205,6 @@ def digit_noise_model(loaded, digit: int, guidance: Guidance | float) -> NoiseMo
 
     # Strong guidance drives unclipped x0 predictions far outside [-1, 1] at intermediate eta (measured on the
     # shipped model, eta 0.5: output std 1.45, max 5.0); the checkpoint's sampling default clips them.
-    clip = bool(loaded.sampling_defaults.get("clip_x0", True))
-    return NoiseModel(eps, loaded.schedule, f"digit model, class {digit}", loaded.model, loaded.device, loaded.bf16, clip)
+    cfg = loaded.model_config
+    return NoiseModel(eps, loaded.schedule, f"digit model, class {digit}", loaded.model, loaded.device, loaded.bf16, loaded.defaults.clip_x0,
+                      size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1))

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.diffusion.digits import NUM_DIGITS, initial_noise, sample_digits, to_images
+from diffadapt.apps.digits.generate import NUM_DIGITS, initial_noise, sample_digits, to_images
 from diffadapt.diffusion.guidance import Guidance
 from diffadapt.diffusion.models import LoadedModel
 from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.images import model_to_uint8, nchw_to_nhwc
 from diffadapt.viz.grid import save_grid
-from diffadapt.viz.images import model_to_uint8, nchw_to_nhwc
 
 GRID_COLUMNS = 10
 REVERSE_FRAMES = 6
@@ -33,12 +33,11 @@ def frame_times(visited: list[int], count: int = REVERSE_FRAMES) -> list[int]:
 
 
 def sample_grid(
-    loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, digit: int = 0
+    loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, digit: int = 0, progress: bool = True,
 ) -> tuple[np.ndarray, dict[int, torch.Tensor]]:
     """The grid's (100, H, W, C) uint8 images, and every state of the first image of ``digit`` by noise level.
 
-    One pass serves both figures, so the reverse strip ends in exactly the image the grid shows (with the
-    same per-step noise, for DDPM and DDIM with eta > 0).
+    One pass serves both figures, so the reverse strip ends in exactly the image the grid shows.
     """
     labels, x_T = grid_inputs(loaded, seed)
     index = int(digit) * GRID_COLUMNS
@@ -47,8 +46,24 @@ def sample_grid(
     def record(_batch: int, t: int, x: torch.Tensor) -> None:
         states[t] = x[index : index + 1].detach().float().cpu().clone()
 
-    x0 = sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels), progress=False, callback=record)
+    x0 = sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size=len(labels), progress=progress, callback=record)
     return to_images(x0), states
+
+
+def sample_reverse(loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, digit: int = 0,
+                   progress: bool = True) -> dict[int, torch.Tensor]:
+    """Every state, by noise level, of the grid's first image of ``digit`` (column 0), sampling that image alone:
+    its noise and per-step noise are the grid's, so it ends in the image the grid shows."""
+    labels, x_T = grid_inputs(loaded, seed)
+    index = int(digit) * GRID_COLUMNS
+    states: dict[int, torch.Tensor] = {}
+
+    def record(_batch: int, t: int, x: torch.Tensor) -> None:
+        states[t] = x.detach().float().cpu().clone()
+
+    sample_digits(loaded, labels[index : index + 1], x_T[index : index + 1], sampler, guidance, seed, batch_size=1,
+                  progress=progress, callback=record, indices=[index])
+    return states
 
 
 def save_digit_grid(images: np.ndarray, out: Path) -> Path:
@@ -72,5 +87,4 @@ def digit_grid(loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance |
 
 def reverse_strip(loaded: LoadedModel, sampler: SamplerConfig, guidance: Guidance | float, seed: int, out: Path, digit: int = 0) -> Path:
     """The grid's first image of ``digit`` (column 0) at six noise levels, labelled with t."""
-    _, states = sample_grid(loaded, sampler, guidance, seed, digit)
-    return save_reverse_strip(states, out, digit)
+    return save_reverse_strip(sample_reverse(loaded, sampler, guidance, seed, digit), out, digit)

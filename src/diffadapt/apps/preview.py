@@ -9,8 +9,8 @@ import numpy as np
 
 from diffadapt.data.memory import convert_images
 from diffadapt.data.sources import read_source
+from diffadapt.images import nchw_to_nhwc, nhwc_to_nchw
 from diffadapt.viz.grid import save_grid
-from diffadapt.viz.images import nchw_to_nhwc, nhwc_to_nchw
 
 
 def preview_grid(sources: Sequence[str], out: str | Path, per_domain: int = 16, seed: int = 0, size: int = 28) -> Path:

@@ -1,4 +1,4 @@
-"""uint8 <-> float conversions, PNG reading and writing, in one place.
+"""Image value and layout conventions, in one place: uint8 <-> model scale, NHWC <-> NCHW.
 
 Conventions used across the toolkit:
 - uint8 images are (N, H, W, C) numpy arrays or (N, C, H, W) tensors with values in [0, 255];
@@ -7,13 +7,8 @@ Conventions used across the toolkit:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-from PIL import Image
-
-from diffadapt.viz.atomic import atomic_path
 
 
 def uint8_to_model(images: torch.Tensor) -> torch.Tensor:
@@ -47,23 +42,3 @@ def nchw_to_nhwc(images: torch.Tensor) -> np.ndarray:
 def nhwc_to_nchw(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, C) uint8 numpy array -> (N, C, H, W) uint8 tensor."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
-
-
-def to_pil(image: np.ndarray) -> Image.Image:
-    """(H, W, C) or (H, W) uint8 -> PIL image (mode L for one channel, RGB for three)."""
-    if image.dtype != np.uint8:
-        raise TypeError(f"expected uint8 image, got {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    return Image.fromarray(image)
-
-
-def save_png(path: str | Path, image: np.ndarray) -> None:
-    """Write one (H, W, C) or (H, W) uint8 image as PNG, atomically."""
-    with atomic_path(path) as tmp:
-        to_pil(image).save(tmp, format="PNG")
-
-
-def save_png_unchecked(path: str | Path, image: np.ndarray) -> None:
-    """Write a PNG without its own temporary file: for files inside a folder that is itself atomic."""
-    to_pil(image).save(path, format="PNG")

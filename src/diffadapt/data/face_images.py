@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from diffadapt.data.imageio import IMAGE_SUFFIXES, list_images
 from diffadapt.errors import InputError
@@ -24,7 +25,6 @@ def square_resize(image: Image.Image, size: int) -> np.ndarray:
 
 def read_face_images(source: str | Path, size: int, limit: int = 0) -> np.ndarray:
     """(N, size, size, 3) uint8 from a folder or .zip of images, sorted by name; ``limit`` > 0 keeps the first N."""
-    from tqdm import tqdm
 
     source = Path(source)
     if not source.exists():

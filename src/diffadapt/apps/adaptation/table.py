@@ -1,33 +1,37 @@
-"""The report's table: target accuracy per scenario (columns) and method (rows), mean +- std over seeds."""
+"""The report's table: target accuracy per scenario (columns) and method (rows), mean +- std over seeds.
+
+Rows name the method, the recipe and how weights were chosen; a row whose epochs were chosen on target
+labels says "oracle" in its name, in every table.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from diffadapt.adapt.runs import run_folders
+from diffadapt.adapt.config import METHODS
+from diffadapt.apps.adaptation.runs import read_run_document, run_folders
+from diffadapt.data.domains import display_name
+from diffadapt.data.embedded import EMBEDDED_DOMAINS
+from diffadapt.errors import InputError
+from diffadapt.io import write_text_atomic
 
-DOMAIN_NAMES = {"mnistm": "MNIST-M", "mnist": "MNIST", "usps": "USPS", "svhn": "SVHN"}
-MODE_ORDER = {"source": 0, "dann": 1, "target": 2}
+METHOD_TITLES = {"source": "trained on source", "target": "trained on target", "dann": "DANN", "cdan": "CDAN+E", "fixmatch": "FixMatch"}
+SELECTION_NOTES = {"last": "", "source-val": ", source-val selection", "target-val-oracle": ", oracle: target-val selection"}
 
 
-def method_name(mode: str, recipe: str) -> str:
-    if mode == "source":
-        return f"trained on source ({recipe})"
-    if mode == "target":
-        return f"trained on target ({recipe})"
-    return f"DANN ({recipe})"
+def method_name(method: str, recipe: str, selection: str = "last") -> str:
+    return f"{METHOD_TITLES.get(method, method)} ({recipe}{SELECTION_NOTES.get(selection, ', ' + selection)})"
 
 
 def scenario_name(source: str, target: str, target_spec: str) -> str:
-    name = DOMAIN_NAMES.get(target, target)
-    if target_spec in ("svhn", "usps", "mnist", "mnistm") or target_spec.startswith("embedded:"):
+    name = display_name(target)
+    if target_spec in EMBEDDED_DOMAINS or target_spec.startswith("embedded:"):
         name += " (embedded)"
-    return f"{DOMAIN_NAMES.get(source, source)} -> {name}"
+    return f"{display_name(source)} -> {name}"
 
 
 def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
@@ -36,12 +40,15 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
     order: dict[str, tuple] = {}
     for run in runs:
         for folder in run_folders(run):
-            document = json.loads((folder / "config.json").read_text())
-            config = document["config"]
-            method = method_name(config["mode"], config["recipe"])
-            order[method] = (MODE_ORDER[config["mode"]], config["recipe"] != "report")
+            document, config = read_run_document(folder)
+            accuracy = document.get("results", {}).get("target_val_accuracy")
+            if not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+                raise InputError("results.target_val_accuracy must be a number in 0..1", folder / "config.json")
+            method = method_name(config.method, config.recipe, config.selection)
+            rank = 0 if config.method == "source" else 2 if config.method == "target" else 1
+            order[method] = (rank, METHODS.index(config.method), config.recipe != "report", config.selection)
             scenario = scenario_name(document["source"]["domain"], document["target"]["domain"], document["target"]["spec"])
-            cells[(method, scenario)].append(float(document["results"]["target_val_accuracy"]))
+            cells[(method, scenario)].append(float(accuracy))
     return dict(sorted(cells.items(), key=lambda kv: order[kv[0][0]]))
 
 
@@ -68,8 +75,6 @@ def render(cells: dict[tuple[str, str], list[float]]) -> tuple[str, str]:
 
 
 def write_table(runs: list[str | Path], out_dir: str | Path) -> tuple[str, Path, Path]:
-    from diffadapt.viz.atomic import write_text_atomic
-
     markdown, table_csv = render(collect(runs))
     out_dir = Path(out_dir)
     write_text_atomic(out_dir / "adaptation_table.md", markdown)

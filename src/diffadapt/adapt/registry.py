@@ -1,0 +1,25 @@
+"""The methods by name: the one place that maps ``AdaptConfig.method`` to a method module."""
+
+from __future__ import annotations
+
+from diffadapt.adapt.alignment.cdan import CDAN
+from diffadapt.adapt.alignment.dann import DANN
+from diffadapt.adapt.config import AdaptConfig
+from diffadapt.adapt.methods import AdaptationMethod, SupervisedOnly
+from diffadapt.adapt.modules.networks import DigitClassifier
+from diffadapt.adapt.self_training.fixmatch import FixMatch
+
+
+def make_method(config: AdaptConfig, model: DigitClassifier) -> AdaptationMethod:
+    """The method module of ``config.method`` for ``model`` (its parameters are created here, after the
+    model's, from the same seeded generator)."""
+    features = model.extractor.features
+    if config.method in ("source", "target"):
+        return SupervisedOnly()
+    if config.method == "dann":
+        return DANN(features, config.entropy_weight, config.domain_dropout)
+    if config.method == "cdan":
+        return CDAN(features, config.entropy_weight, config.domain_dropout)
+    if config.method == "fixmatch":
+        return FixMatch(model, config.confidence, config.unlabelled_weight, config.teacher_decay, config.align_distribution)
+    raise ValueError(f"no method module for {config.method!r}")

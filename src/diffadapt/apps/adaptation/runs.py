@@ -1,0 +1,207 @@
+"""Adaptation run folders: reading the two domains, training every seed and saving it, loading it back.
+
+A run folder ``RUN/seed{S}/`` holds ``model.safetensors`` (the extractor and label classifier),
+``config.json`` (the AdaptConfig, both domains' specs and normalisation statistics, the measured
+accuracies and the per-epoch history), ``metrics.csv`` and ``curves.png``. ``adapt train --seeds 0,1,2
+--out RUN`` writes one such folder per seed; :func:`train_runs` is that flow, for the CLI, the report and
+the benchmarks alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffadapt.adapt.config import AdaptConfig
+from diffadapt.adapt.modules.networks import DigitClassifier
+from diffadapt.adapt.stats import DomainStats
+from diffadapt.adapt.trainer import AdaptResult, result_summary, train_adaptation
+from diffadapt.data import DigitSet, TensorImages, read_source, train_val
+from diffadapt.data.layout import matching_boxes
+from diffadapt.errors import InputError
+from diffadapt.io import CONFIG_FILE, load_state_dict_strict, load_weights, read_run_config, save_weights, write_json_atomic
+from diffadapt.viz.curves import MetricsLog
+
+ADAPT_KIND = "diffadapt/digit-adaptation"
+FORMAT = 2  # 2: method modules (no domain head in model.safetensors); 1: the first release's DANN runs
+WEIGHTS_FILE = "model.safetensors"
+METRIC_COLUMNS = ("epoch", "step", "lr", "loss", "source_accuracy", "domain_accuracy", "reversal", "mask_rate",
+                  "pseudo_label_loss", "source_val_accuracy", "target_val_accuracy")
+
+
+@dataclass
+class DomainData:
+    spec: str
+    domain: str
+    train: TensorImages
+    val: TensorImages
+
+
+def load_domain(spec: str, channels: int, size: int, box: int = 0) -> DomainData:
+    """A domain's train and val splits as tensors of the asked channels and size (val never trains);
+    ``box`` > 0 puts each image in a centred box of that side (see data/layout.py)."""
+    return _to_tensors(spec, *_read_splits(spec), channels, size, box)
+
+
+def load_pair(source_spec: str, target_spec: str, config: AdaptConfig) -> tuple[DomainData, DomainData, AdaptConfig]:
+    """Both domains of a run, prepared as ``config`` asks; with ``frame="match"`` the boxes that bring the
+    two domains' digits to one height are resolved here and returned in the config."""
+    source_splits, target_splits = _read_splits(source_spec), _read_splits(target_spec)
+    boxes = matching_boxes(source_splits[0].domain, target_splits[0].domain, config.size) if config.frame == "match" else (0, 0)
+    config = replace(config, source_box=boxes[0], target_box=boxes[1])
+    source = _to_tensors(source_spec, *source_splits, config.channels, config.size, config.source_box)
+    target = _to_tensors(target_spec, *target_splits, config.channels, config.size, config.target_box)
+    return source, target, config
+
+
+def _read_splits(spec: str) -> tuple[DigitSet, DigitSet]:
+    train, val = train_val(read_source(spec), seed=0)
+    if not train.labelled or not val.labelled:
+        raise InputError("domain adaptation needs labelled domains (a target's labels are used for reporting only)", spec)
+    return train, val
+
+
+def _to_tensors(spec: str, train: DigitSet, val: DigitSet, channels: int, size: int, box: int) -> DomainData:
+    return DomainData(
+        str(spec), train.domain,
+        TensorImages.from_digitset(train, channels=channels, size=size, box=box),
+        TensorImages.from_digitset(val, channels=channels, size=size, box=box),
+    )
+
+
+def pair_name(source: DomainData, target: DomainData) -> str:
+    return f"{source.domain} -> {target.domain}"
+
+
+def history_log(history: Sequence[dict[str, Any]], title: str) -> MetricsLog:
+    log = MetricsLog(METRIC_COLUMNS, title=title)
+    for record in history:
+        log.add(**{k: v for k, v in record.items() if k in METRIC_COLUMNS})
+    return log
+
+
+def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: DomainData, result: AdaptResult, device: str) -> None:
+    """Weights, metrics.csv and curves.png, then config.json (written last: a folder with one is complete)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_weights(run_dir / WEIGHTS_FILE, result.model.state_dict(), {"kind": ADAPT_KIND})
+    log = history_log(result.history, f"{pair_name(source, target)}, {config.method} ({config.recipe}), seed {config.seed}")
+    log.write(run_dir)
+    log.plot(run_dir / "curves.png", x="epoch", series=("loss", "source_accuracy", "domain_accuracy", "mask_rate",
+                                                        "source_val_accuracy", "target_val_accuracy"))
+    document = {
+        "kind": ADAPT_KIND,
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "source": {"spec": source.spec, "domain": source.domain, "stats": result.source_stats.to_dict(),
+                   "train_images": len(source.train), "val_images": len(source.val)},
+        "target": {"spec": target.spec, "domain": target.domain, "stats": result.target_stats.to_dict(),
+                   "train_images": len(target.train), "val_images": len(target.val)},
+        "results": result_summary(result),
+        "device": device,
+        "torch": torch.__version__,
+    }
+    write_json_atomic(run_dir / CONFIG_FILE, document)
+
+
+def check_free(out: Path, seeds: Sequence[int]) -> None:
+    """No seed of ``seeds`` is trained in ``out`` yet (a run is never overwritten)."""
+    existing = [s for s in seeds if (out / f"seed{s}" / CONFIG_FILE).exists()]
+    if existing:
+        raise InputError(f"seed{existing[0]} already trained here; choose another --out", out)
+
+
+def train_runs(
+    source_spec: str, target_spec: str, config: AdaptConfig, out: Path, seeds: Sequence[int], device: torch.device,
+    progress: bool = True, report: Any = print, pair: tuple[DomainData, DomainData, AdaptConfig] | None = None,
+) -> list[AdaptResult]:
+    """Train ``config`` once per seed into ``out/seed{S}/`` (the ``adapt train`` flow).
+
+    ``pair``: the domains already read by :func:`load_pair` for this config's recipe (to read them once for
+    several methods); ``report`` receives one line per finished seed.
+    """
+    check_free(out, seeds)
+    source, target, config = pair if pair is not None else load_pair(source_spec, target_spec, config)
+    results = []
+    for seed in seeds:
+        seeded = replace(config, seed=seed)
+        result = train_adaptation(seeded, source.train, source.val, target.train, target.val, device, progress=progress,
+                                  description=f"{pair_name(source, target)}: {config.method} ({config.recipe}), seed {seed}")
+        save_run(out / f"seed{seed}", seeded, source, target, result, device.type)
+        report(f"seed {seed}: target val accuracy {result.target_val_accuracy:.4f}, source val {result.source_val_accuracy:.4f}, "
+               f"{result.train_seconds:.1f} s ({result.steps} steps{', CUDA graph' if result.cuda_graph else ''}"
+               f"{f', epoch {result.chosen_epoch} chosen by {seeded.selection}' if result.chosen_epoch else ''})")
+        results.append(result)
+    return results
+
+
+SHIPPED_TARGETS = ("usps", "svhn")
+
+
+def shipped_model(target: str) -> Path:
+    """The adaptation classifier shipped for a course target (see MODEL_CARD.md)."""
+    if target not in SHIPPED_TARGETS:
+        raise InputError(f"no shipped model for target {target!r} (one of {', '.join(SHIPPED_TARGETS)})")
+    path = Path(str(resources.files("diffadapt").joinpath("assets", f"adapt_{target}")))
+    if not (path / CONFIG_FILE).is_file():
+        raise InputError(f"the shipped {target} adaptation model is missing from this installation", path)
+    return path
+
+
+def run_folders(path: str | Path) -> list[Path]:
+    """The trained folders under a run: ``RUN`` itself if it holds config.json, else its ``seed*`` folders."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError("run folder not found", path)
+    seeds = sorted(p for p in path.glob("seed*") if (p / CONFIG_FILE).is_file())
+    if not seeds:
+        raise InputError("not an adaptation run (no config.json, no seed*/config.json)", path)
+    return seeds
+
+
+@dataclass
+class LoadedRun:
+    model: DigitClassifier
+    config: AdaptConfig
+    document: dict[str, Any]
+    source_stats: DomainStats
+    target_stats: DomainStats
+    path: Path
+
+
+def read_run_document(folder: Path) -> tuple[dict[str, Any], AdaptConfig]:
+    """A seed folder's config.json, checked: the kind, the settings, both domains' sections."""
+    source = folder / CONFIG_FILE
+    document = read_run_config(folder)
+    if document.get("kind") != ADAPT_KIND:
+        raise InputError(f"checkpoint is a {document.get('kind', 'unknown')} model, expected a {ADAPT_KIND}", source)
+    for section in ("config", "source", "target"):
+        if not isinstance(document.get(section), dict):
+            raise InputError(f"config has no {section!r} object", source)
+    for domain in ("source", "target"):
+        for key in ("spec", "domain"):
+            if not isinstance(document[domain].get(key), str):
+                raise InputError(f"{domain}.{key} must be text", source)
+    return document, AdaptConfig.from_document(document["config"], source)
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    """A trained classifier in eval mode, with its settings and both domains' statistics (the first seed of
+    a multi-seed run)."""
+    folder = run_folders(path)[0]
+    document, config = read_run_document(folder)
+    source = folder / CONFIG_FILE
+    model = DigitClassifier(config.network, config.channels)
+    weights, _ = load_weights(folder / WEIGHTS_FILE)
+    if document.get("format", 1) == 1:
+        # The first release kept DANN's domain discriminator inside the classifier; prediction never used it.
+        weights = {k: v for k, v in weights.items() if not k.startswith("domain.")}
+    load_state_dict_strict(model, weights, folder / WEIGHTS_FILE)
+    return LoadedRun(model.eval(), config, document, DomainStats.from_dict(document["source"].get("stats"), config.channels, source),
+                     DomainStats.from_dict(document["target"].get("stats"), config.channels, source), folder)

@@ -1,0 +1,1 @@
+"""DDIM on face UNets: loading the course UNet, diffusers folders and our runs; noise files; the figures."""

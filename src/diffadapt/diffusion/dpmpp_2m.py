@@ -1,0 +1,102 @@
+"""DPM-Solver++(2M) (Lu et al., 2022, "DPM-Solver++", Algorithm 2): multistep, second order, data prediction.
+
+In the notation of the paper, for the variance-preserving process x_t = alpha_t x_0 + sigma_t eps:
+    alpha_t  = sqrt(alpha_bar_t),   sigma_t = sqrt(1 - alpha_bar_t)
+    lambda_t = log(alpha_t / sigma_t)                   (half the log-SNR; grows as the noise falls)
+    x0_t     = x0_theta(x_t, t)                          (the data prediction, from the model's eps)
+A step goes from the current point s to the next point t, h = lambda_t - lambda_s > 0.
+
+First order (exactly DDIM with eta = 0 when x0_s is not clipped):
+    x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) x0_s
+Second order, multistep ("midpoint"), with the point r visited before s:
+    r_s = h_r / h,   h_r = lambda_s - lambda_r
+    D   = (1 + 1 / (2 r_s)) x0_s - 1 / (2 r_s) x0_r      (= D0 + D1 / 2, D0 = x0_s, D1 = (x0_s - x0_r) / r_s)
+    x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D
+
+As diffusers' DPMSolverMultistepScheduler with its defaults (solver_order=2, algorithm_type="dpmsolver++",
+solver_type="midpoint", lower_order_final=True, final_sigmas_type="zero"): the first step is first order
+(there is no history yet), and so is the last one, which goes to sigma = 0 (alpha_bar = 1, lambda = +inf,
+e^{-h} = 0): it returns the data prediction x0_s itself. All coefficients are computed in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from diffadapt.diffusion.ddim import SPACINGS, trailing_timesteps
+
+
+def multistep_timesteps(num_train_timesteps: int, num_steps: int, spacing: str = "leading") -> list[int]:
+    """The timesteps of diffusers' multistep schedulers (DPM-Solver++, UniPC), largest first.
+
+    With T = num_train_timesteps and n = num_steps:
+    - ``leading``: k * (T // (n + 1)) for k = n .. 1: n + 1 points of which 0 is dropped, so the last model
+      call is at T // (n + 1), not 0 (unlike DDIM's leading), e.g. 830, 664, 498, 332, 166 for T = 1000, n = 5;
+    - ``trailing``: T - k * T / n rounded, minus 1, for k = 0 .. n-1: starts at T - 1 (pure noise);
+    - ``linspace``: k * (T - 1) / n rounded, for k = n .. 1: n + 1 points from T - 1 to 0, 0 dropped.
+    Rounding is half to even, as numpy's.
+
+    Raises ValueError when a timestep would repeat (h = 0 breaks the second-order step).
+    """
+    if not 1 <= num_steps <= num_train_timesteps:
+        raise ValueError(f"steps must be in 1..{num_train_timesteps}, got {num_steps}")
+    if spacing == "leading":
+        stride = num_train_timesteps // (num_steps + 1)
+        steps = [k * stride for k in range(num_steps, 0, -1)]
+    elif spacing == "trailing":
+        steps = trailing_timesteps(num_train_timesteps, num_steps)
+    elif spacing == "linspace":
+        steps = np.linspace(0, num_train_timesteps - 1, num_steps + 1).round()[::-1][:-1].astype(np.int64).tolist()
+    else:
+        raise ValueError(f"unknown spacing {spacing!r} (one of {', '.join(SPACINGS)})")
+    if len(set(steps)) < len(steps):
+        raise ValueError(f"{num_steps} steps of {spacing} spacing repeat a timestep of T = {num_train_timesteps}; use fewer steps")
+    return steps
+
+
+def vp_coefficients(alpha_bar: float) -> tuple[float, float, float]:
+    """(alpha_t, sigma_t, lambda_t) of the module docstring in float64; lambda = +inf at alpha_bar = 1."""
+    alpha, sigma = alpha_bar**0.5, (1.0 - alpha_bar) ** 0.5
+    return alpha, sigma, math.log(alpha / sigma) if sigma > 0 else math.inf
+
+
+def dpmpp_2m_order(index: int, num_steps: int) -> int:
+    """The order of step ``index`` (0-based) of ``num_steps``: 1 at the first and the last step, else 2."""
+    return 1 if index == 0 or index == num_steps - 1 else 2
+
+
+def dpmpp_2m_step(
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    alpha_bar: float,
+    alpha_bar_next: float,
+    x0_earlier: torch.Tensor | None = None,
+    alpha_bar_earlier: float | None = None,
+) -> torch.Tensor:
+    """One DPM-Solver++ step x_s -> x_t; pure: the caller keeps the history of data predictions.
+
+    Args:
+        x: (B, C, H, W) the sample x_s at the current point s.
+        x0: (B, C, H, W) its data prediction x0_s (clipped or not, as the caller chose).
+        alpha_bar, alpha_bar_next: alpha_bar at s and at the next point t (1.0 after the last step).
+        x0_earlier, alpha_bar_earlier: x0_r and alpha_bar at the point r visited before s; given, the step
+            is second order, else first order.
+    Returns:
+        (B, C, H, W) x_t in x's dtype.
+    """
+    _, sigma_s, lambda_s = vp_coefficients(alpha_bar)
+    alpha_t, sigma_t, lambda_t = vp_coefficients(alpha_bar_next)
+    h = lambda_t - lambda_s
+    data = x0.float()
+    if x0_earlier is not None:
+        if alpha_bar_earlier is None:
+            raise ValueError("a second-order step needs alpha_bar at the earlier point")
+        if math.isinf(h):
+            # r_s = h_r / h would be 0: diffusers' final_sigmas_type "zero" always ends in a first-order step.
+            raise ValueError("the step to sigma = 0 must be first order")
+        r = (lambda_s - vp_coefficients(alpha_bar_earlier)[2]) / h
+        data = (1.0 + 0.5 / r) * data - (0.5 / r) * x0_earlier.float()
+    return (sigma_t / sigma_s * x.float() - alpha_t * math.expm1(-h) * data).to(x.dtype)

@@ -1,0 +1,301 @@
+"""Files in and out, in one place: atomic writes, safetensors weights, strict state dicts, safe torch.load,
+JSON configs.
+
+Atomic output: every file and folder the toolkit writes appears whole or not at all. Work is written to a
+temporary sibling (same folder, so the final ``os.replace`` is a rename on one file system) and renamed into
+place only when complete; on any exception, and on SIGTERM (see :func:`terminate_as_interrupt`), the
+temporary is removed. Temporaries are named ``.NAME.*.tmp-part``; a later write of the same NAME removes
+stale ones left by a process that was killed outright (SIGKILL, power loss).
+
+Reading: every reader raises :class:`~diffadapt.errors.InputError` naming the file, never a library's own
+exception type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from diffadapt.errors import InputError
+
+TMP_SUFFIX = ".tmp-part"
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp and mkdtemp create private (0600 / 0700) entries; outputs get the usual permissions instead.
+FILE_MODE = 0o666 & ~_current_umask()
+DIR_MODE = 0o777 & ~_current_umask()
+
+
+def terminate_as_interrupt() -> None:
+    """Make SIGTERM raise KeyboardInterrupt, as SIGINT does, so ``finally`` blocks remove temporaries.
+
+    Called once by the CLI's entry point (only from the main thread; a no-op elsewhere).
+    """
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _temporary_name(path: Path) -> str:
+    # The owner's pid is in the name, so a later run can tell litter (dead owner) from a concurrent write.
+    return f".{path.name}.{os.getpid()}."
+
+
+def remove_stale_temporaries(path: Path) -> int:
+    """Remove ``.NAME.PID.*.tmp-part`` siblings of ``path`` whose process is gone; returns how many."""
+    removed = 0
+    if not path.parent.is_dir():
+        return 0
+    for entry in path.parent.glob(f".{glob_escape(path.name)}.*{TMP_SUFFIX}"):
+        pid_text = entry.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and _process_alive(int(pid_text)):
+            continue  # a write in progress
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prepare_parent(path: Path) -> None:
+    """Create the parent folder, with a one-line error when a regular file stands in the way."""
+    for parent in [path.parent, *path.parent.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write here: {parent} is a file, not a folder", path)
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror or exc})", path.parent) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    >>> with atomic_path("out.png") as tmp:
+    ...     image.save(tmp, format="PNG")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder; expected a file name", path)
+    _prepare_parent(path)
+    remove_stale_temporaries(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write ({exc.strerror or exc})", path) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, document: Any) -> None:
+    """``document`` as indented JSON; NaN and infinity are refused (they are not JSON)."""
+    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; move it onto ``path`` if the block succeeds.
+
+    ``path`` may already exist as an empty folder (course scripts create their output folder first).
+    A non-empty ``path`` is an error unless ``overwrite`` is set, in which case it is replaced whole.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a folder", path)
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise InputError("output folder is not empty (pass --overwrite to replace it)", path)
+    _prepare_parent(path)
+    remove_stale_temporaries(path)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write ({exc.strerror or exc})", path) from None
+    try:
+        yield tmp
+        os.chmod(tmp, DIR_MODE)
+        if path.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write one (H, W, C) or (H, W) uint8 image as PNG, without a temporary of its own: for files inside
+    a folder that is itself written atomically (:func:`atomic_dir`)."""
+    if image.dtype != np.uint8:
+        raise TypeError(f"expected uint8 image, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    Image.fromarray(image).save(path, format="PNG")
+
+
+# --- weights -------------------------------------------------------------------------------------------
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str], dtype: torch.dtype | None = None) -> None:
+    """A state dict as safetensors (floating tensors cast to ``dtype`` when given), atomically."""
+    tensors = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()).cpu().contiguous() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; non-finite floating values are refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("weights file not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors' own error type has moved between releases
+        raise InputError(f"not a readable safetensors file ({type(exc).__name__}: {exc})", path) from None
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"tensor {key!r} holds NaN or infinite values", path)
+    return tensors, metadata
+
+
+def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:
+    """load_state_dict(strict) with a one-line error naming the file and the first mismatches."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong_shape = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if wrong_shape:
+            k = wrong_shape[0]
+            parts.append(f"{len(wrong_shape)} keys of the wrong shape (e.g. {k}: {tuple(weights[k].shape)} vs {tuple(expected[k].shape)})")
+        raise InputError("weights do not fit this model: " + "; ".join(parts), source)
+    module.load_state_dict(weights, strict=True)
+
+
+def safe_torch_load(path: str | Path, what: str) -> Any:
+    """torch.load with weights_only=True: tensors and plain containers only, so a file can never run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found", path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files and for pickles that would run code
+        raise InputError(f"not a loadable PyTorch file ({type(exc).__name__})", path) from None
+
+
+def load_state_dict_file(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """A plain state dict, or one wrapped as ``{'state_dict': ...}`` (the course's checkpoints)."""
+    state = safe_torch_load(path, what)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError("expected a state dict of tensors (or {'state_dict': ...})", path)
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"tensor {key!r} holds NaN or infinite values", path)
+    return state
+
+
+# --- configs -------------------------------------------------------------------------------------------
+
+CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file; a missing, huge, undecodable or invalid file is a one-line error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"config is larger than {MAX_CONFIG_BYTES // 2**20} MiB", path)
+        return json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"config is not valid JSON ({type(exc).__name__}: {exc})", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's ``config.json`` as a dict (an object at the top level, not a list or a number)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise InputError(f"no {CONFIG_FILE} here: not a diffadapt run folder", run_dir)
+    document = read_json(path)
+    if not isinstance(document, dict):
+        raise InputError(f"config must be a JSON object, found a {type(document).__name__}", path)
+    return document

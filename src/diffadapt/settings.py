@@ -1,0 +1,191 @@
+"""Typed settings: dataclass configs that check their own fields, and read themselves from dicts.
+
+Every config of the toolkit (``UNetConfig``, ``ScheduleConfig``, ``SamplerConfig``, ``TrainConfig``,
+``AdaptConfig``, the report's) is a dataclass deriving from :class:`Settings`. On construction each field is
+checked against its annotation (``int``, ``float``, ``bool``, ``str``, ``Literal[...]``, ``tuple[int, ...]``,
+``X | None``) and against the bounds given with :func:`number`: numbers must be finite, whole where an
+``int`` is asked for, and inside their range. A bad value raises :class:`~diffadapt.errors.InputError`
+naming the field; :meth:`Settings.from_dict` adds the file, so a damaged checkpoint config reads
+``RUN/config.json: model.base_channels: expected a whole number, got 'wide'``.
+
+The config is the single source of its defaults and choices: the CLI reads them from here
+(``cli/common.add_setting``) rather than restating them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import MISSING, asdict, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+from diffadapt.errors import InputError
+
+S = TypeVar("S", bound="Settings")
+
+
+def number(default: Any, *, at_least: float | None = None, above: float | None = None, at_most: float | None = None,
+           below: float | None = None, help: str = "") -> Any:  # noqa: A002
+    """A dataclass field with bounds (inclusive ``at_least`` / ``at_most``, exclusive ``above`` / ``below``)."""
+    bounds = {"at_least": at_least, "above": above, "at_most": at_most, "below": below, "help": help}
+    return dataclasses.field(default=default, metadata=bounds)
+
+
+def described(default: Any, help: str) -> Any:  # noqa: A002
+    """A dataclass field with a help text (shown by the CLI beside the default)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def choices_of(annotation: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal[...]`` annotation (None for anything else)."""
+    return get_args(annotation) if get_origin(annotation) is Literal else None
+
+
+@lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def field_annotation(cls: type, name: str) -> Any:
+    return _hints(cls)[name]
+
+
+def field_default(cls: type, name: str) -> Any:
+    for f in fields(cls):
+        if f.name == name:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:  # type: ignore[misc]
+                return f.default_factory()  # type: ignore[misc]
+    raise KeyError(name)
+
+
+def field_help(cls: type, name: str) -> str:
+    for f in fields(cls):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    raise KeyError(name)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def coerce(name: str, annotation: Any, value: Any) -> Any:
+    """``value`` checked against ``annotation`` (and converted: lists to tuples, whole floats never to int)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        options = get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(name, option, value)
+            except InputError as exc:
+                errors.append(str(exc))
+        raise InputError(errors[0] if len(errors) == 1 else f"{name}: {_describe(value)} fits none of its allowed types")
+    if origin is Literal:
+        allowed = get_args(annotation)
+        if isinstance(value, bool) or value not in allowed or type(value) is not type(allowed[0]):
+            raise InputError(f"{name}: {_describe(value)} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{name}: expected true or false, got {_describe(value)}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{name}: expected a whole number, got {_describe(value)}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{name}: expected a number, got {_describe(value)}")
+        if not math.isfinite(value):
+            raise InputError(f"{name}: must be a finite number, got {value}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise InputError(f"{name}: expected text, got {_describe(value)}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{name}: expected a list, got {_describe(value)}")
+        item_types = get_args(annotation)
+        item = item_types[0] if item_types else Any
+        if len(value) > 10_000:
+            raise InputError(f"{name}: list of {len(value)} items is too long")
+        items = [value_ if item is Any else coerce(f"{name}[{i}]", item, value_) for i, value_ in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{name}: expected an object, got {_describe(value)}")
+        return value
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if isinstance(value, dict) and issubclass(annotation, Settings):
+            return annotation.from_dict(value, section=name)
+        raise InputError(f"{name}: expected an object, got {_describe(value)}")
+    return value
+
+
+def check_bounds(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    lo, above, hi, below = (metadata.get(k) for k in ("at_least", "above", "at_most", "below"))
+    if lo is not None and value < lo:
+        raise InputError(f"{name}: must be at least {lo:g}, got {value:g}")
+    if above is not None and value <= above:
+        raise InputError(f"{name}: must be above {above:g}, got {value:g}")
+    if hi is not None and value > hi:
+        raise InputError(f"{name}: must be at most {hi:g}, got {value:g}")
+    if below is not None and value >= below:
+        raise InputError(f"{name}: must be below {below:g}, got {value:g}")
+
+
+class Settings:
+    """Mixin for dataclass configs: fields checked on construction, ``to_dict`` / ``from_dict``."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = coerce(f.name, field_annotation(type(self), f.name), getattr(self, f.name))
+            check_bounds(f.name, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks across fields; a config overrides this (raising InputError naming the fields)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[S], data: Any, source: str | Path | None = None, section: str | None = None,
+                  ignore_unknown: bool = True) -> S:
+        """A config from a dict read from a file; any bad field is a one-line error naming the file and field.
+
+        Unknown keys are ignored by default (newer or older checkpoints add fields); missing keys take their
+        defaults.
+        """
+        where = f"{section}." if section else ""
+        if not isinstance(data, dict):
+            raise InputError(f"{section or 'settings'} must be an object, found {type(data).__name__}", source)
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = [k for k in data if k not in names]
+        if unknown and not ignore_unknown:
+            raise InputError(f"unknown setting {where}{unknown[0]} (known: {', '.join(sorted(names))})", source)
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except InputError as exc:
+            message = str(exc)
+            raise InputError(where + message if not message.startswith(where) else message, source) from None
