@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,7 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
         tensors = load_file(str(path))
-    except Exception as exc:  # safetensors' own error type has moved between releases
+    except Exception as exc:  # noqa: BLE001 - safetensors' own error type has moved between releases
         raise InputError(f"not a readable safetensors file ({type(exc).__name__}: {exc})", path) from None
     for key, value in tensors.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
@@ -246,8 +247,12 @@ def safe_torch_load(path: str | Path, what: str) -> Any:
     if not path.is_file():
         raise InputError(f"{what} not found", path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged files and for pickles that would run code
+        # torch warns about odd files (an unusual pickle protocol) before failing on them: the one-line
+        # error below is the whole report, so its warnings are held back.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files and for pickles that would run code
         raise InputError(f"not a loadable PyTorch file ({type(exc).__name__})", path) from None
 
 
@@ -276,17 +281,28 @@ def read_json(path: str | Path) -> Any:
     if not path.is_file():
         raise InputError("file not found", path)
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise InputError(f"config is larger than {MAX_CONFIG_BYTES // 2**20} MiB", path)
-        return json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
-        raise InputError(f"config is not valid JSON ({type(exc).__name__}: {exc})", path) from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InputError(f"config is larger than {MAX_CONFIG_BYTES // 2**20} MiB", path)
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"config is not valid JSON ({type(exc).__name__}: {exc})", path) from None
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    # NaN and Infinity are refused as words (above) and as numbers too large for a float (1e999 -> inf).
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large for a number")
+    return value
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:

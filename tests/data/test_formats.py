@@ -156,3 +156,65 @@ def test_idx_header_checked(tmp_path):
 
     with pytest.raises(InputError, match="header promises"):
         read_idx(tmp_path / "x-images-idx3-ubyte")
+
+
+# --- the value and path rules the readers document ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("images", "expected"), [
+    (np.array([0.0, 0.5, 1.0]), [0, 128, 255]),  # floats in [0, 1] are scaled
+    (np.array([0.0, 127.6, 255.0]), [0, 128, 255]),  # floats in [0, 255] are rounded
+    (np.array([0, 200, 255], np.int64), [0, 200, 255]),  # wide integers in 0..255 as they are
+    (np.array([False, True, True]), [0, 255, 255]),  # booleans as black and white
+])
+def test_npz_pixel_rule(tmp_path, images, expected):
+    np.savez(tmp_path / "d.npz", x=np.broadcast_to(images[:, None, None], (3, 2, 2)).copy(), y=np.array([[1], [2], [3]]))
+    digits = read_source(tmp_path / "d.npz")["train"]
+    np.testing.assert_array_equal(digits.images[:, 0, 0, 0], expected)
+    np.testing.assert_array_equal(digits.labels, [1, 2, 3])
+
+
+def test_png_modes(tmp_path):
+    from PIL import Image
+
+    from diffadapt.data.imageio import read_image
+
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    Image.fromarray(gray).convert("LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png")[:, :, 0], gray)  # gray + alpha stays gray
+    Image.fromarray(gray > 100).save(tmp_path / "bw.png")
+    assert set(np.unique(read_image(tmp_path / "bw.png"))) == {0, 255}
+    wide = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(">u2")
+    Image.frombytes("I;16B", (8, 8), wide.tobytes()).save(tmp_path / "big_endian.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "big_endian.tif")[:, :, 0], np.round(wide.astype(float) / 257))
+
+
+def test_idx_gzip_recognised_without_suffix(tmp_path, rng):
+    images, labels = random_digits(rng, 3, channels=1)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(gzip.compress(_idx_bytes(images[:, :, :, 0])))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(labels))
+    np.testing.assert_array_equal(read_source(tmp_path)["test"].images, images)
+
+
+def test_course_subfolder_inside_data(tmp_path, rng):
+    images, labels = random_digits(rng, 2)
+    (tmp_path / "svhn" / "data" / "sub").mkdir(parents=True)
+    for i, image in enumerate(images):
+        write_png(tmp_path / "svhn" / "data" / "sub" / f"{i}.png", image)
+    (tmp_path / "svhn" / "train.csv").write_text("image_name,label\nsub/0.png,0\n./sub/../sub/1.png,1\n")
+    np.testing.assert_array_equal(read_source(tmp_path / "svhn")["train"].images, images)
+
+
+def test_libsvm_whole_float_labels_and_rounding_slack(tmp_path):
+    (tmp_path / "usps").write_text("1.0 1:1.0000001 2:-1\n10 256:0\n")
+    digits = read_source(tmp_path / "usps")["train"]
+    np.testing.assert_array_equal(digits.labels, [0, 9])
+    assert digits.images[0, 0, 0, 0] == 255 and digits.images[0, 0, 1, 0] == 0 and digits.images[1, 15, 15, 0] == 128
+
+
+def test_svhn_float_images_in_unit_range(tmp_path, rng):
+    images = rng.random((32, 32, 3, 2))
+    savemat(tmp_path / "test_32x32.mat", {"X": images, "y": np.array([[10], [4]], np.float64)})
+    digits = read_source(tmp_path / "test_32x32.mat")["test"]
+    np.testing.assert_array_equal(digits.images[1], np.round(images[:, :, :, 1] * 255).astype(np.uint8))
+    np.testing.assert_array_equal(digits.labels, [0, 4])

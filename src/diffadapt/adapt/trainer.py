@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from diffadapt.adapt import augment
 from diffadapt.adapt.config import AdaptConfig
@@ -38,6 +37,7 @@ from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise
 from diffadapt.data.batches import index_stream
 from diffadapt.data.memory import TensorImages
 from diffadapt.errors import InputError
+from diffadapt.progress import progress_bar
 
 
 def unlabelled(data: TensorImages) -> TensorImages:
@@ -187,7 +187,7 @@ def train_adaptation(
     history: list[dict[str, float]] = []
     sums = torch.zeros(len(method.metric_names), device=device)
     count = 0
-    bar = tqdm(total=total_steps, desc=description or f"{config.method} ({config.recipe})", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total_steps, description or f"{config.method} ({config.recipe})", "step", enabled=progress, leave=True)
     model.train()
     method.train()
     start_time = time.perf_counter()

@@ -2,16 +2,21 @@
 
 Families register themselves from small modules and import their heavy dependencies (torch models,
 matplotlib, scikit-learn) only when a command runs, so ``diffadapt --help`` stays fast.
+
+The contract of every command: bad input is one line ``error: ...`` on stderr and exit status 2, with no
+library warning before it and nothing half-written (interrupts, SIGTERM included, remove temporaries).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from diffadapt import __version__
 from diffadapt.errors import InputError
+from diffadapt.io import terminate_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A family without its subcommand: show that family's help rather than a traceback.
         (getattr(args, "family_parser", None) or parser).print_help()
         return 2
-    try:
-        return int(handler(args) or 0)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return InputError.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    terminate_as_interrupt()
+    # Library warnings are held back while the command runs: shown after a success, dropped before an error.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            code = int(handler(args) or 0)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return InputError.exit_code
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    for warning in caught:
+        print(f"warning: {warning.category.__name__}: {warning.message}", file=sys.stderr)
+    return code

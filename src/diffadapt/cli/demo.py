@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLE = "examples/report.toml"
+
 
 def register(families: argparse._SubParsersAction) -> None:
-    p = families.add_parser("demo", help="Run all three parts on the embedded data at a small scale; write DIR/index.html.",
-                            description="Run all three parts on the embedded data at a small scale; write DIR/index.html.")
+    text = "Run all three parts on the embedded data at a small scale; write DIR/index.html."
+    p = families.add_parser("demo", help=text, description=text)
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     p.set_defaults(handler=run_demo)
 
-    p = families.add_parser("report", help="Run the report from a TOML file naming real data, checkpoints and scales.",
-                            description="Run the report from a TOML file naming real data, checkpoints and scales "
-                                        "(see diffadapt.apps.report.config for an example).")
-    p.add_argument("--config", required=True, help="TOML file")
+    text = "Run the report from a TOML file naming real data, checkpoints and scales."
+    p = families.add_parser("report", help=text, description=f"{text} A commented example is {EXAMPLE} in the repository; "
+                            "every setting is optional and checked on load.")
+    p.add_argument("--config", required=True, help=f"TOML file (example: {EXAMPLE})")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=run_report)
@@ -30,7 +32,10 @@ def summarise(index, results_file) -> None:
     print(f"\nreport written: {index}  ({results['total_seconds']:.0f} s on {results['device']})")
     if "digits" in results:
         s = results["digits"]["scores"]
-        print(f"  digits: judge accuracy {s['judge_accuracy']:.3f}, Fréchet distance {s['frechet']:.3f} on {s['images']} images")
+        line = f"  digits: judge accuracy {s['judge_accuracy']:.3f}, Fréchet distance {s['frechet']:.3f} on {s['count']} images"
+        if s.get("accuracy_score"):
+            line += f", accuracy score ratio {s['accuracy_score']['ratio']:.3f}"
+        print(line)
     if "ddim" in results and "mean_mse" in results["ddim"]:
         print(f"  DDIM faces: mean MSE {results['ddim']['mean_mse']:.3f}")
     if "adapt" in results:
@@ -46,7 +51,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from diffadapt.apps.report.pipeline import build_report
 
     config = replace(demo_config(), seed=args.seed, device=args.device)
-    index = build_report(config, args.out, overwrite=args.overwrite)
+    index = build_report(config, args.out, overwrite=args.overwrite, log=lambda line: print(line, flush=True))
     summarise(index, index.parent / "report.json")
     return 0
 
@@ -55,6 +60,6 @@ def run_report(args: argparse.Namespace) -> int:
     from diffadapt.apps.report.config import load_report_config
     from diffadapt.apps.report.pipeline import build_report
 
-    index = build_report(load_report_config(args.config), args.out, overwrite=args.overwrite)
+    index = build_report(load_report_config(args.config), args.out, overwrite=args.overwrite, log=lambda line: print(line, flush=True))
     summarise(index, index.parent / "report.json")
     return 0

@@ -6,22 +6,50 @@ import argparse
 import json
 from pathlib import Path
 
-from diffadapt.cli.common import add_command, add_family, parse_int_list, parse_timestep_interval, pick_device
+from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_timestep_interval, pick_device
+from diffadapt.device import PRECISIONS
+from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.schedule import ScheduleConfig
+from diffadapt.diffusion.train import TrainConfig
+from diffadapt.diffusion.unet import UNetConfig
+
+TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "warmup_steps", "lr_schedule", "ema_decay", "p_uncond",
+                  "grad_clip", "seed", "checkpoint_every", "log_every", "precision", "compile", "compile_mode", "weights_dtype")
+MODEL_SETTINGS = {"base_channels": "--base-channels", "channel_mults": "--channel-mults", "num_res_blocks": "--res-blocks",
+                  "attention_levels": "--attention-levels", "dropout": "--dropout", "patch_size": "--patch-size"}
+SCHEDULE_SETTINGS = {"num_timesteps": "--timesteps", "beta_start": "--beta-start", "beta_end": "--beta-end"}
+
+
+def shipped_defaults() -> dict:
+    """The shipped checkpoint's sampling section, for the help texts (a small JSON read; {} if absent)."""
+    from diffadapt.diffusion.models import default_digits_checkpoint
+
+    try:
+        return json.loads((default_digits_checkpoint() / "config.json").read_text()).get("sampling", {})
+    except (OSError, ValueError):
+        return {}
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", default=None, help="run folder of a trained model (default: the shipped checkpoint)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=("ddpm", "ddim"), default=None, help="default: the checkpoint's choice")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the checkpoint's choice)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM eta (default 0)")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale s (s = 1 + w); default: the checkpoint's choice")
+    shipped = shipped_defaults()
+
+    def checkpoint_default(key: str) -> str:
+        return f"the checkpoint's; the shipped model's is {shipped[key]}" if key in shipped else "the checkpoint's"
+
+    p.add_argument("--ckpt", default=None,
+                   help="run folder of a trained model, or a diffusers folder written by `digits export` (default: the shipped checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="fixes the initial noise and the per-step noise (default: 0)")
+    add_setting(p, "--method", SamplerConfig, default_text=checkpoint_default("method"))
+    add_setting(p, "--steps", SamplerConfig, default_text=checkpoint_default("steps"))
+    add_setting(p, "--eta", SamplerConfig, default_text=checkpoint_default("eta"))
+    p.add_argument("--guidance", type=float, default=None, metavar="S",
+                   help=f"classifier-free guidance scale s (s = 1 + w of the (1 + w) eps_c - w eps_u form) (default: {checkpoint_default('guidance')})")
     p.add_argument("--guidance-interval", type=parse_timestep_interval, default=None, metavar="LO:HI",
                    help="apply guidance only at timesteps LO..HI (0-based, inclusive), the conditional model elsewhere; "
-                   "'all' for every step; default: the checkpoint's choice")
-    p.add_argument("--batch-size", type=int, default=500)
+                   f"'all' for every step (default: {checkpoint_default('guidance_interval') if shipped.get('guidance_interval') else 'the checkpoint; the shipped model: all'})")
+    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass (memory only: results do not depend on it) (default: 500)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
 
 
 def register(families: argparse._SubParsersAction) -> None:
@@ -29,36 +57,17 @@ def register(families: argparse._SubParsersAction) -> None:
 
     p = add_command(commands, "train", run_train, "Train a class-conditional DDPM (course layout, npz, release folders or an embedded domain).")
     p.add_argument("--data", default="mnistm", help="source of training images (default: embedded mnistm)")
-    p.add_argument("--out", required=True, help="run folder for checkpoints and config")
+    p.add_argument("--out", required=True, help="run folder for checkpoints, config, metrics.csv and curves.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--steps", type=int, default=0, help="optimisation steps (default: from --epochs)")
-    p.add_argument("--epochs", type=float, default=20.0)
-    p.add_argument("--time-limit", type=float, default=0.0, help="stop after this many seconds of training")
     p.add_argument("--stop-after", type=int, default=0, help="end this invocation after N steps; --resume finishes the run")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability for guidance")
-    p.add_argument("--timesteps", type=int, default=500, help="T of the linear schedule (report: 500)")
-    p.add_argument("--beta-start", type=float, default=1e-4)
-    p.add_argument("--beta-end", type=float, default=0.02)
-    p.add_argument("--base-channels", type=int, default=32)
-    p.add_argument("--channel-mults", type=parse_int_list, default=[1, 2, 4])
-    p.add_argument("--res-blocks", type=int, default=2)
-    p.add_argument("--attention-levels", type=parse_int_list, default=[2])
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--patch-size", type=int, default=1,
-                   help="fold p x p pixel patches into channels (2: a 28x28 image runs at 14x14 and 7x7, wider; suits GPUs)")
-    p.add_argument("--size", type=int, default=None, help="resize images (default: as stored)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    p.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"), default="default",
-                   help="torch.compile mode with --compile; reduce-overhead replays CUDA graphs")
-    p.add_argument("--weights-dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    p.add_argument("--size", type=int, default=None, help="resize images to SIZE x SIZE (default: as stored)")
+    for name in TRAIN_SETTINGS:
+        add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
+    for name, flag in SCHEDULE_SETTINGS.items():
+        add_setting(p, flag, ScheduleConfig, name)
+    for name, flag in MODEL_SETTINGS.items():
+        add_setting(p, flag, UNetConfig, name)
+    p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log the training scalars for TensorBoard (needs the tensorboard extra)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
 
@@ -72,16 +81,19 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("out_png")
     add_sampling_options(p)
 
-    p = add_command(commands, "reverse", run_reverse, "Write the reverse process of the grid's first '0' at six timesteps.")
+    p = add_command(commands, "reverse", run_reverse, "Write the reverse process of the grid's first image of a digit at six timesteps.")
     p.add_argument("out_png")
     p.add_argument("--digit", type=int, default=0)
     add_sampling_options(p)
 
-    p = add_command(commands, "evaluate", run_evaluate, "Score a folder of generated digits: per-class accuracy and judge Fréchet distance.")
+    p = add_command(commands, "evaluate", run_evaluate, "Score a folder of generated digits: accuracy, Fréchet distance, accuracy score.")
     p.add_argument("out_dir", help="folder of {digit}_*.png files")
-    p.add_argument("--classifier", required=True, help="the course's LeNet weights (Classifier.pth)")
+    p.add_argument("--classifier", default=None, help="the course's LeNet weights (Classifier.pth): adds its per-class accuracy")
     p.add_argument("--judge", default=None, help="judge run folder (default: the shipped MNIST-M judge)")
-    p.add_argument("--no-judge", action="store_true", help="course accuracy only")
+    p.add_argument("--no-judge", action="store_true", help="skip the judge's accuracy and Fréchet distance")
+    p.add_argument("--real", default=None, metavar="SRC",
+                   help="real labelled digits with train and test (or val) splits, e.g. mnistm28.npz: adds the classification accuracy score")
+    p.add_argument("--score-seeds", default="0,1,2", help="seeds of the accuracy score's classifier trainings (default: 0,1,2)")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
 
     p = add_command(commands, "train-judge", run_train_judge, "Train our digit judge classifier on a real domain; it supplies the Fréchet features.")
@@ -91,54 +103,23 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
 
+    p = add_command(commands, "export", run_export, "Write a digit checkpoint as a diffusers folder (UNet2DModel with class embeddings + scheduler).")
+    p.add_argument("out_dir")
+    p.add_argument("--ckpt", default=None, help="run folder (default: the shipped checkpoint)")
+    p.add_argument("--overwrite", action="store_true")
+
 
 def run_train(args: argparse.Namespace) -> int:
-    from diffadapt.data import TensorImages, read_source
-    from diffadapt.data.sources import labelled_train
-    from diffadapt.diffusion.checkpoint import DIGITS_KIND
-    from diffadapt.diffusion.schedule import ScheduleConfig
-    from diffadapt.diffusion.train import DataInfo, TrainConfig, resume_configs, train_diffusion
-    from diffadapt.diffusion.unet import UNetConfig
-    from diffadapt.errors import InputError
+    from diffadapt.apps.digits.training import train_digits
 
-    out = Path(args.out)
-    if args.resume:
-        config, model_config, schedule_config, train_config = resume_configs(out)
-        data_spec = config["data"]["source"]
-    else:
-        if (out / "config.json").exists():
-            raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
-        data_spec = args.data
-        train_config = TrainConfig(
-            steps=args.steps, epochs=args.epochs, time_limit=args.time_limit, batch_size=args.batch_size, lr=args.lr,
-            warmup_steps=args.warmup_steps, lr_schedule=args.lr_schedule, ema_decay=args.ema_decay,
-            p_uncond=args.p_uncond, seed=args.seed, checkpoint_every=args.checkpoint_every,
-            precision=args.precision, compile=args.compile, compile_mode=args.compile_mode, weights_dtype=args.weights_dtype,
-        )
-        schedule_config = ScheduleConfig(args.timesteps, args.beta_start, args.beta_end)
-    # A generative model has no use for a val split: it trains on the whole train split.
-    train = labelled_train(read_source(data_spec, seed=0))
-    if not train.labelled:
-        raise InputError("training a conditional model needs labelled images", data_spec)
-    if not args.resume:
-        try:
-            model_config = UNetConfig(
-                image_size=args.size or train.size[0], in_channels=train.channels, base_channels=args.base_channels,
-                channel_mults=tuple(args.channel_mults), num_res_blocks=args.res_blocks,
-                attention_levels=tuple(args.attention_levels), num_classes=10, dropout=args.dropout, patch_size=args.patch_size,
-            )
-        except ValueError as exc:
-            raise InputError(f"bad model settings: {exc}") from None
-    device = pick_device(args.device)
-    data = TensorImages.from_digitset(train, size=model_config.image_size, device=device)
-    info = DataInfo(source=str(data_spec), domain=train.domain, channels=data.channels, size=model_config.image_size, num_images=len(data))
-    result = train_diffusion(
-        out, data, model_config, schedule_config, train_config, info, DIGITS_KIND,
-        resume=args.resume, device=device, progress=not args.no_progress, stop_after=args.stop_after,
+    result = train_digits(
+        args.data, Path(args.out), train=given(args, TRAIN_SETTINGS), schedule={k: getattr(args, k) for k in SCHEDULE_SETTINGS if getattr(args, k) is not None},
+        model={k: getattr(args, k) for k in MODEL_SETTINGS if getattr(args, k) is not None}, size=args.size, resume=args.resume,
+        stop_after=args.stop_after, device=pick_device(args.device), progress=not args.no_progress, tensorboard=args.tensorboard,
     )
     rate = result.images_seen / max(result.train_seconds, 1e-9)
     print(f"trained to step {result.steps}: loss {result.final_loss:.4f}, {result.train_seconds:.1f} s of training "
-          f"({rate:,.0f} images/s), compile {result.compile_seconds:.1f} s; checkpoint in {out}")
+          f"({rate:,.0f} images/s), compile {result.compile_seconds:.1f} s ({result.compile_mode}); checkpoint, metrics.csv and curves.png in {args.out}")
     return 0
 
 
@@ -147,34 +128,28 @@ def sampling_setup(args: argparse.Namespace):
     from diffadapt.diffusion.models import load_model
     from diffadapt.errors import InputError
 
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     loaded = load_model(args.ckpt, device=pick_device(args.device), precision=args.precision)
     sampler = loaded.sampler(args.method, args.steps, args.eta)
-    if sampler.method == "ddim" and not 1 <= sampler.steps <= loaded.schedule.num_timesteps:
-        raise InputError(f"--steps must be in 1..{loaded.schedule.num_timesteps}, got {sampler.steps}")
-    if args.batch_size < 1:
-        raise InputError("--batch-size must be positive")
     return loaded, sampler, loaded.guidance(args.guidance, args.guidance_interval)
 
 
 def run_generate(args: argparse.Namespace) -> int:
     import time
 
-    from diffadapt.apps.digits.generate import graded_labels, graded_names, initial_noise, sample_digits, to_images, write_graded_folder
+    from diffadapt.apps.digits.generate import generate_graded
     from diffadapt.errors import InputError
 
     if not 1 <= args.per_class <= 999:
         raise InputError(f"--per-class must be in 1..999 (three-digit file index), got {args.per_class}")
     loaded, sampler, guidance = sampling_setup(args)
-    labels = graded_labels(args.per_class)
-    cfg = loaded.model_config
-    x_T = initial_noise(len(labels), (cfg.in_channels, cfg.image_size, cfg.image_size), args.seed)
     start = time.perf_counter()
-    x0 = sample_digits(loaded, labels, x_T, sampler, guidance, args.seed, args.batch_size)
+    forwards = generate_graded(loaded, Path(args.out_dir), args.per_class, sampler, guidance, args.seed, args.batch_size, overwrite=args.overwrite)
     seconds = time.perf_counter() - start
-    write_graded_folder(Path(args.out_dir), to_images(x0), graded_names(args.per_class), overwrite=args.overwrite)
-    steps = loaded.schedule.num_timesteps if sampler.method == "ddpm" else sampler.steps
-    print(f"wrote {len(labels)} images to {args.out_dir} ({sampler.method}, {steps} steps, guidance {guidance}, "
-          f"seed {args.seed}) in {seconds:.1f} s on {loaded.device.type}")
+    print(f"wrote {10 * args.per_class} images to {args.out_dir} ({sampler.describe(loaded.schedule)}, guidance {guidance}, "
+          f"{forwards} network evaluations per image, seed {args.seed}) in {seconds:.1f} s on {loaded.device.type} "
+          f"({'bf16' if loaded.bf16 else 'fp32'})")
     return 0
 
 
@@ -200,47 +175,36 @@ def run_reverse(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from diffadapt.evaluate.generated import read_generated_folder, score_digits
-    from diffadapt.evaluate.judge import load_judge
-    from diffadapt.evaluate.lenet import load_course_classifier
-    from diffadapt.io import write_text_atomic
+    from diffadapt.apps.digits.scoring import evaluate_folder
+    from diffadapt.cli.common import parse_int_list
+    from diffadapt.errors import InputError
+    from diffadapt.io import write_json_atomic
 
-    classifier = load_course_classifier(args.classifier)
-    judge = None if args.no_judge else load_judge(args.judge)
-    images, labels, _ = read_generated_folder(args.out_dir)
-    scores = score_digits(images, labels, classifier, judge)
+    try:
+        seeds = parse_int_list(args.score_seeds)
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"--score-seeds: {exc}") from None
+    if not seeds or len(seeds) > 10:
+        raise InputError("--score-seeds needs 1 to 10 seeds")
+    scores = evaluate_folder(args.out_dir, classifier=args.classifier, judge=None if args.no_judge else (args.judge or "default"),
+                             real=args.real, score_seeds=tuple(seeds))
     print(scores.table())
     if args.json:
-        write_text_atomic(args.json, json.dumps(scores.to_dict(), indent=2) + "\n")
+        write_json_atomic(args.json, scores.to_dict())
     return 0
 
 
 def run_train_judge(args: argparse.Namespace) -> int:
-    import time
+    from diffadapt.evaluate.judge import train_judge_from_source
 
-    from diffadapt.data import TensorImages, read_source
-    from diffadapt.errors import InputError
-    from diffadapt.evaluate.judge import JudgeTrainConfig, judge_features, reference_statistics, save_judge, train_judge
+    summary = train_judge_from_source(args.data, Path(args.out), args.epochs, args.seed, pick_device(args.device))
+    print(summary)
+    return 0
 
-    splits = read_source(args.data)
-    if "train" not in splits or "test" not in splits:
-        raise InputError("the judge needs a source with train and test splits (its test split is the real reference)", args.data)
-    device = pick_device(args.device)
-    train = TensorImages.from_digitset(splits["train"], channels=3, size=28)
-    test = TensorImages.from_digitset(splits["test"], channels=3, size=28)
-    config = JudgeTrainConfig(epochs=args.epochs, seed=args.seed)
-    start = time.perf_counter()
-    model = train_judge(train.images, train.labels, config, device)
-    model = model.cpu()
-    _, predictions = judge_features(model, test.images)
-    accuracy = float((predictions == test.labels.numpy()).mean())
-    stats = reference_statistics(model, test.images, seed=args.seed)
-    info = {
-        "data": str(args.data), "domain": splits["train"].domain, "num_train": len(train), "num_test": len(test),
-        "test_accuracy": accuracy, "train_config": config.__dict__, "train_seconds": time.perf_counter() - start,
-        "device": device.type,
-    }
-    save_judge(Path(args.out), model, stats, info)
-    print(f"judge test accuracy {accuracy * 100:.2f}% on {len(test)} real {splits['train'].domain} test images; "
-          f"floors: halves {stats['floor_halves']:.3f}, 1000-vs-rest {stats['floor_1000']:.3f}; saved to {args.out}")
+
+def run_export(args: argparse.Namespace) -> int:
+    from diffadapt.apps.digits.export import export_diffusers
+
+    path = export_diffusers(args.ckpt, Path(args.out_dir), overwrite=args.overwrite)
+    print(f"wrote the diffusers folder {path} (UNet2DModel with class embeddings, scheduler config, sampling defaults)")
     return 0

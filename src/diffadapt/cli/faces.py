@@ -1,11 +1,23 @@
-"""``diffadapt faces``: DDIM with a pretrained face UNet (the course's, diffusers', or ours)."""
+"""``diffadapt faces``: sampling pretrained noise-prediction UNets (the course's face UNet, diffusers folders,
+our runs), the eta grid and interpolation figures, and training an unconditional face model."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from diffadapt.cli.common import add_command, add_family, parse_float_list, pick_device
+from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_float_list, pick_device
+from diffadapt.device import PRECISIONS
+from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.train import TrainConfig
+
+FACE_TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "seed", "checkpoint_every", "compile", "compile_mode", "precision")
+
+
+def add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="per-step noise of stochastic sampling; the digits' noise with --ckpt (default: 0)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default, as graded), bf16, or auto")
 
 
 def add_model_source(p: argparse.ArgumentParser) -> None:
@@ -13,94 +25,95 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--unet", default=None, help="course UNet.pt, a diffusers UNet2DModel folder, or a faces run")
     source.add_argument("--noise-dir", default=None, help="folder of .pt noise tensors (with --unet)")
     source.add_argument("--ckpt", default=None, help="a digit run folder, or 'default' for the shipped digit model")
-    source.add_argument("--digit", type=int, default=0, help="class to draw with a digit checkpoint")
-    source.add_argument("--guidance", type=float, default=None, help="guidance scale for a digit checkpoint")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32")
+    source.add_argument("--digit", type=int, default=0, help="class to draw with a digit checkpoint (default: 0)")
+    source.add_argument("--guidance", type=float, default=None, help="guidance scale for a digit checkpoint (default: the figure's, see --help of the command)")
+    add_setting(p, "--steps", SamplerConfig, default_text="50")
+    add_runtime(p)
 
 
 def register(families: argparse._SubParsersAction) -> None:
-    commands = add_family(families, "faces", "DDIM sampling of pretrained noise-prediction UNets: graded faces, eta grid, interpolation.")
+    commands = add_family(families, "faces", "Sampling pretrained noise-prediction UNets: graded faces, eta grid, interpolation, training.")
 
-    p = add_command(commands, "generate", run_generate, "DDIM from each noise file; writes NN.png named after it (min-max normalised as graded).")
+    p = add_command(commands, "generate", run_generate, "Sample from each noise file; writes NN.png named after it (min-max normalised as graded).")
     p.add_argument("noise_dir")
     p.add_argument("out_dir")
     p.add_argument("--unet", required=True, help="course UNet.pt, a diffusers UNet2DModel folder, or a faces run")
-    p.add_argument("--eta", type=float, default=0.0)
-    p.add_argument("--steps", type=int, default=50)
+    add_setting(p, "--method", SamplerConfig, default_text="ddim, as graded")
+    add_setting(p, "--eta", SamplerConfig, default_text="0, as graded")
+    add_setting(p, "--steps", SamplerConfig, default_text="50, as graded")
     p.add_argument("--gt", default=None, help="folder of ground-truth NN.png: print per-image and mean MSE (0..255)")
-    p.add_argument("--seed", type=int, default=0, help="per-step noise when eta > 0")
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32")
+    p.add_argument("--batch-size", type=int, default=10, help="images per forward pass (memory only) (default: 10)")
     p.add_argument("--overwrite", action="store_true")
+    add_runtime(p)
 
-    p = add_command(commands, "eta-grid", run_eta_grid, "Rows eta = 0 ... 1, columns four noises: the report's DDIM figure.")
+    p = add_command(commands, "eta-grid", run_eta_grid, "Rows: DDIM with eta = 0 ... 1; columns: four noises (the report's DDIM figure).")
     p.add_argument("out_png")
     p.add_argument("--etas", type=parse_float_list, default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    p.add_argument("--noises", type=int, default=4, help="how many noises (columns)")
+    p.add_argument("--noises", type=int, default=4, help="how many noises (columns) (default: 4)")
     add_model_source(p)
 
     p = add_command(commands, "interpolate", run_interpolate, "slerp and linear rows between two noises, alpha = 0.0 ... 1.0.")
     p.add_argument("out_png")
     p.add_argument("--alphas", type=parse_float_list, default=[round(0.1 * k, 1) for k in range(11)])
+    add_setting(p, "--method", SamplerConfig, default_text="ddim (eta 0)")
     add_model_source(p)
 
     p = add_command(commands, "train", run_train, "Train an unconditional DDPM on a folder (or .zip) of face images.")
     p.add_argument("image_dir", help="folder or .zip of images (any size; centre-cropped and resized)")
     p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images")
-    p.add_argument("--steps", type=int, default=0)
-    p.add_argument("--epochs", type=float, default=50.0)
-    p.add_argument("--time-limit", type=float, default=0.0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--timesteps", type=int, default=1000)
-    p.add_argument("--base-channels", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=64, help="image side: 32, 64, 128 or 256 (default: 64)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images (default: all)")
+    p.add_argument("--timesteps", type=int, default=1000, help="T of the linear schedule (default: 1000)")
+    p.add_argument("--base-channels", type=int, default=64, help="channels of the first level (default: 64)")
+    for name in FACE_TRAIN_SETTINGS:
+        add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log the training scalars for TensorBoard (needs the tensorboard extra)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
 
 
-def model_and_noises(args: argparse.Namespace, count: int):
-    """(NoiseModel, noises (count, C, H, W), column names, image rule) from --unet/--noise-dir or --ckpt."""
-    from diffadapt.apps.faces.models import digit_noise_model, load_face_model, load_noise_dir, to_graded_images
+def model_and_noises(args: argparse.Namespace, count: int, figure: str):
+    """(NoiseModel, noises (count, C, H, W), column names, image rule, spacing) from --unet/--noise-dir or --ckpt."""
+    from diffadapt.apps.faces.models import digit_figure_model, load_face_model, load_noise_dir, to_graded_images
     from diffadapt.errors import InputError
 
+    if not 1 <= count <= 64:
+        raise InputError(f"a figure shows 1 to 64 noises, got {count}")
     device = pick_device(args.device)
     if args.ckpt is not None:
-        from diffadapt.apps.digits.generate import initial_noise, to_images
         from diffadapt.diffusion.models import load_model
 
         if not 0 <= args.digit <= 9:
             raise InputError(f"--digit must be in 0..9, got {args.digit}")
         loaded = load_model(None if args.ckpt == "default" else args.ckpt, device=device, precision=args.precision)
-        cfg = loaded.model_config
-        noises = initial_noise(count, (cfg.in_channels, cfg.image_size, cfg.image_size), args.seed)
-        return digit_noise_model(loaded, args.digit, loaded.guidance(args.guidance)), noises, [f"z{i}" for i in range(count)], to_images
+        return digit_figure_model(loaded, args.digit, count, args.seed, args.guidance, figure)
     if args.unet is None or args.noise_dir is None:
         raise InputError("give --unet and --noise-dir (face model) or --ckpt (digit model)")
     model = load_face_model(args.unet, device, args.precision)
     names, noises = load_noise_dir(args.noise_dir)
     if len(noises) < count:
         raise InputError(f"needs {count} noise files, found {len(noises)}", args.noise_dir)
-    return model, noises[:count], names[:count], to_graded_images
+    return model, noises[:count], names[:count], to_graded_images, "leading"
 
 
 def run_generate(args: argparse.Namespace) -> int:
     import time
 
-    from diffadapt.apps.faces.models import ddim_faces, load_face_model, load_noise_dir, mse_against, to_graded_images
+    from diffadapt.apps.faces.models import (
+        course_sampler,
+        load_face_model,
+        load_noise_dir,
+        mse_against,
+        sample_noise_model,
+        to_graded_images,
+    )
     from diffadapt.errors import InputError
     from diffadapt.io import atomic_dir, write_png
 
     device = pick_device(args.device)
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     names, noises = load_noise_dir(args.noise_dir)
     gt_paths = None
     if args.gt:
@@ -109,14 +122,14 @@ def run_generate(args: argparse.Namespace) -> int:
         if missing:
             raise InputError("ground-truth image for a noise file is missing", missing[0])
     model = load_face_model(args.unet, device, args.precision)
+    sampler = course_sampler(model, *(default if value is None else value for value, default in ((args.steps, 50), (args.eta, 0.0), (args.method, "ddim"))))
     start = time.perf_counter()
-    outputs = ddim_faces(model, noises, steps=args.steps, eta=args.eta, seed=args.seed, batch_size=args.batch_size)
-    seconds = time.perf_counter() - start
-    images = to_graded_images(outputs)
-    with atomic_dir(args.out_dir, overwrite=args.overwrite) as tmp:
+    with atomic_dir(args.out_dir, overwrite=args.overwrite) as tmp:  # checked before the work, removed if it fails
+        images = to_graded_images(sample_noise_model(model, noises, sampler, seed=args.seed, batch_size=args.batch_size))
         for name, image in zip(names, images):
             write_png(tmp / f"{name}.png", image)
-    print(f"wrote {len(names)} images to {args.out_dir} ({model.name}, DDIM {args.steps} steps, eta {args.eta:g}) in {seconds:.1f} s on {device.type}")
+    seconds = time.perf_counter() - start
+    print(f"wrote {len(names)} images to {args.out_dir} ({model.name}, {sampler.describe(model.schedule)}) in {seconds:.1f} s on {device.type}")
     if gt_paths is not None:
         errors = mse_against(images, gt_paths)
         for name, error in zip(names, errors):
@@ -127,55 +140,38 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_eta_grid(args: argparse.Namespace) -> int:
     from diffadapt.apps.faces.figures import eta_grid
+    from diffadapt.errors import InputError
 
-    model, noises, names, rule = model_and_noises(args, args.noises)
-    path = eta_grid(model, noises, names, rule, Path(args.out_png), etas=args.etas, steps=args.steps, seed=args.seed,
-                    title=f"DDIM {args.steps} steps, {model.name}")
+    if not args.etas or any(not 0 <= e <= 1 for e in args.etas) or len(args.etas) > 16:
+        raise InputError(f"--etas: 1 to 16 values in 0..1, got {args.etas}")
+    model, noises, names, rule, spacing = model_and_noises(args, args.noises, "eta-grid")
+    steps = 50 if args.steps is None else args.steps
+    path = eta_grid(model, noises, names, rule, Path(args.out_png), etas=args.etas, steps=steps, seed=args.seed,
+                    title=f"DDIM {steps} steps ({spacing}), {model.name}", spacing=spacing)
     print(f"wrote {path}")
     return 0
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
     from diffadapt.apps.faces.figures import interpolation_rows
+    from diffadapt.errors import InputError
 
-    model, noises, _, rule = model_and_noises(args, 2)
-    path = interpolation_rows(model, noises[:1], noises[1:2], rule, Path(args.out_png), alphas=args.alphas, steps=args.steps,
-                              title=f"DDIM {args.steps} steps, {model.name}: noise 0 -> noise 1")
+    if not args.alphas or any(not 0 <= a <= 1 for a in args.alphas) or len(args.alphas) > 32:
+        raise InputError(f"--alphas: 1 to 32 values in 0..1, got {args.alphas}")
+    model, noises, _, rule, spacing = model_and_noises(args, 2, "interpolate")
+    steps = 50 if args.steps is None else args.steps
+    method = args.method or "ddim"
+    path = interpolation_rows(model, noises[:1], noises[1:2], rule, Path(args.out_png), alphas=args.alphas, steps=steps, method=method,
+                              spacing=spacing, title=f"{method} {steps} steps ({spacing}), {model.name}: noise 0 -> noise 1")
     print(f"wrote {path}")
     return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from diffadapt.data.face_images import read_face_images
-    from diffadapt.data.memory import TensorImages
-    from diffadapt.diffusion.checkpoint import FACES_KIND
-    from diffadapt.diffusion.schedule import ScheduleConfig
-    from diffadapt.diffusion.train import DataInfo, TrainConfig, resume_configs, train_diffusion
-    from diffadapt.diffusion.unet import UNetConfig
+    from diffadapt.apps.faces.training import train_faces
 
-    out = Path(args.out)
-    device = pick_device(args.device)
-    if args.resume:
-        config, model_config, schedule_config, train_config = resume_configs(out)
-        source, size, limit = config["data"]["source"], config["data"]["size"], config["data"]["extra"].get("limit", 0)
-    else:
-        source, size, limit = args.image_dir, args.size, args.limit
-        levels = (1, 2, 2, 2) if size >= 64 else (1, 2, 2)
-        model_config = UNetConfig(
-            image_size=size, in_channels=3, base_channels=args.base_channels, channel_mults=levels, num_res_blocks=2,
-            attention_levels=(len(levels) - 2,), num_classes=None, norm_groups=32,
-        )
-        schedule_config = ScheduleConfig(args.timesteps, 1e-4, 0.02)
-        train_config = TrainConfig(
-            steps=args.steps, epochs=args.epochs, time_limit=args.time_limit, batch_size=args.batch_size, lr=args.lr,
-            p_uncond=0.0, seed=args.seed, checkpoint_every=args.checkpoint_every, compile=args.compile,
-        )
-    images = read_face_images(source, size, limit)
-    import torch
-
-    data = TensorImages(nhwc_to_nchw(images), torch.full((len(images),), -1), "faces")
-    info = DataInfo(source=str(source), domain="faces", channels=3, size=size, num_images=len(data), extra={"limit": limit})
-    result = train_diffusion(out, data, model_config, schedule_config, train_config, info, FACES_KIND,
-                             resume=args.resume, device=device, progress=not args.no_progress)
-    print(f"trained to step {result.steps}: loss {result.final_loss:.4f} in {result.train_seconds:.1f} s; checkpoint in {out}")
+    result = train_faces(args.image_dir, Path(args.out), size=args.size, limit=args.limit, base_channels=args.base_channels,
+                         timesteps=args.timesteps, train=given(args, FACE_TRAIN_SETTINGS), resume=args.resume, device=pick_device(args.device),
+                         progress=not args.no_progress, tensorboard=args.tensorboard)
+    print(f"trained to step {result.steps}: loss {result.final_loss:.4f} in {result.train_seconds:.1f} s; checkpoint, metrics.csv and curves.png in {args.out}")
     return 0

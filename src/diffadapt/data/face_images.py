@@ -1,17 +1,28 @@
-"""Face images for unconditional training: a folder or a .zip of images of any size (e.g. aligned CelebA)."""
+"""Face images for unconditional training: a folder or a .zip of images of any size (e.g. aligned CelebA).
+
+Each image is read under the rules of ``imageio.py`` (our formats only, at most 4096 x 4096 pixels,
+checked on the header before decoding). A folder's images must lie inside it: a symlink to a file
+elsewhere is refused. A zip member may be at most :data:`MAX_MEMBER_BYTES` once unpacked, checked on the
+size the archive declares and again while unpacking (the declared size can lie).
+"""
 
 from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
-from diffadapt.data.imageio import IMAGE_SUFFIXES, list_images
+from diffadapt.data.formats.checks import resolved, resolves_inside, shorten
+from diffadapt.data.imageio import IMAGE_SUFFIXES, list_images, open_checked, quiet_pil
 from diffadapt.errors import InputError
+
+# An aligned CelebA JPEG is 10 KB, a 4096 x 4096 PNG at most 64 MB: more is no face image.
+MAX_MEMBER_BYTES = 64 * 2**20
 
 
 def square_resize(image: Image.Image, size: int) -> np.ndarray:
@@ -23,6 +34,36 @@ def square_resize(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC))
 
 
+def _face(source, where: str | Path, size: int) -> np.ndarray:
+    """One image (a path or an open binary file) -> (size, size, 3) uint8; errors name ``where``."""
+    image = open_checked(source, where)
+    try:
+        with image:
+            return square_resize(image, size)
+    except Exception as exc:  # noqa: BLE001 - PIL's decoders fail in their own ways on damaged data (see imageio.decode)
+        raise InputError(f"corrupt or unreadable image ({type(exc).__name__}: {exc})", where) from None
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path) -> bytes:
+    where = _member(source, info)
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise InputError(f"unpacks to {info.file_size / 2**20:.0f} MiB, more than {MAX_MEMBER_BYTES // 2**20} MiB", where)
+    try:
+        with archive.open(info) as member:
+            data = member.read(MAX_MEMBER_BYTES + 1)
+    # NotImplementedError: an unknown compression method; RuntimeError: an encrypted member.
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+        raise InputError(f"cannot unpack ({type(exc).__name__}: {exc})", where) from None
+    if len(data) > MAX_MEMBER_BYTES:
+        raise InputError(f"unpacks to more than {MAX_MEMBER_BYTES // 2**20} MiB", where)
+    return data
+
+
+def _member(source: Path, info: zipfile.ZipInfo) -> str:
+    """How errors name a zip member: ``faces.zip, member img/001.jpg``."""
+    return f"{source}, member {shorten(info.filename, 80)}"
+
+
 def read_face_images(source: str | Path, size: int, limit: int = 0) -> np.ndarray:
     """(N, size, size, 3) uint8 from a folder or .zip of images, sorted by name; ``limit`` > 0 keeps the first N."""
 
@@ -30,31 +71,32 @@ def read_face_images(source: str | Path, size: int, limit: int = 0) -> np.ndarra
     if not source.exists():
         raise InputError("image folder or zip not found", source)
     images = []
-    if source.is_file() and source.suffix.lower() == ".zip":
-        try:
-            archive = zipfile.ZipFile(source)
-        except zipfile.BadZipFile as exc:
-            raise InputError(f"not a readable zip file ({exc})", source) from None
-        with archive:
-            names = sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
-            names = names[:limit] if limit > 0 else names
-            for name in tqdm(names, desc="reading faces", unit="img", leave=False, disable=len(names) < 2000):
-                try:
-                    with Image.open(io.BytesIO(archive.read(name))) as image:
-                        images.append(square_resize(image, size))
-                except (UnidentifiedImageError, OSError) as exc:
-                    raise InputError(f"corrupt image {name} ({exc})", source) from None
-    elif source.is_dir():
-        paths = list_images(source)
-        paths = paths[:limit] if limit > 0 else paths
-        for path in tqdm(paths, desc="reading faces", unit="img", leave=False, disable=len(paths) < 2000):
+    with quiet_pil():
+        if source.is_file() and source.suffix.lower() == ".zip":
             try:
-                with Image.open(path) as image:
-                    images.append(square_resize(image, size))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise InputError(f"corrupt or unreadable image ({exc})", path) from None
-    else:
-        raise InputError("expected a folder or a .zip of images", source)
+                archive = zipfile.ZipFile(source)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                raise InputError(f"not a readable zip file ({exc})", source) from None
+            with archive:
+                members = sorted(
+                    # ZipInfo.is_dir() fails on an empty member name: test the name itself
+                    (i for i in archive.infolist() if not i.filename.endswith("/") and Path(i.filename).suffix.lower() in IMAGE_SUFFIXES),
+                    key=lambda i: i.filename,
+                )
+                members = members[:limit] if limit > 0 else members
+                for info in tqdm(members, desc="reading faces", unit="img", leave=False, disable=len(members) < 2000):
+                    data = _read_member(archive, info, source)
+                    images.append(_face(io.BytesIO(data), _member(source, info), size))
+        elif source.is_dir():
+            paths = list_images(source)
+            paths = paths[:limit] if limit > 0 else paths
+            root = resolved(source)
+            for path in tqdm(paths, desc="reading faces", unit="img", leave=False, disable=len(paths) < 2000):
+                if not resolves_inside(path, source, root):
+                    raise InputError(f"is a link to a file outside {source}; only files inside the folder are read", path)
+                images.append(_face(path, path, size))
+        else:
+            raise InputError("expected a folder or a .zip of images", source)
     if not images:
         raise InputError("no images found", source)
     return np.stack(images)

@@ -1,36 +1,144 @@
-"""Reading image files into uint8 arrays, with one clear error per bad file."""
+"""Reading image files into uint8 arrays, with one clear error per bad file.
+
+Formats: PNG, JPEG, BMP, GIF, TIFF and WebP, and only those: PIL would otherwise try every format it knows
+on a damaged file (EPS among them, which runs Ghostscript).
+
+Size: an image may have at most :data:`MAX_PIXELS` pixels (4096 x 4096 = 16.8 Mpx), checked on the size its
+header declares, before anything is decoded. Digits are tiny and faces a few megapixels at most; a PNG of
+a few kilobytes can declare 20000 x 20000 and take gigabytes to decode (a "decompression bomb").
+
+Pixel values, by PIL mode (the bit depth a file declares):
+
+- 8-bit modes (L, 1, P, RGB, RGBA, CMYK, YCbCr, ...): as they are; 1-bit black and white becomes 0 / 255.
+- I;16, I;16B, I;16L, I;16N (16-bit unsigned, e.g. 16-bit grayscale PNG and TIFF): full range 0..65535
+  maps onto 0..255 as ``round(x / 257)`` (65535 / 257 = 255 exactly).
+- I (32-bit signed integers, PIL's mode for signed 16-bit and 32-bit TIFF): read as 16-bit data, so the
+  values must lie in 0..65535; anything else is an error, not a clipped guess.
+- F (32-bit float TIFF): no range is declared, so the float rule of ``formats/checks.py`` applies (finite,
+  [0, 1] scaled by 255 or [0, 255] as is, else an error).
+
+Gray modes (L, LA, 1, I;16*, I, F) give one channel, everything else three (RGB); alpha is dropped.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
+from diffadapt.data.formats.checks import to_uint8
 from diffadapt.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+MAX_SIDE = 4096
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+
+_GRAY_8BIT = ("L", "LA", "La", "1")
+_UNSIGNED_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+@contextlib.contextmanager
+def quiet_pil() -> Iterator[None]:
+    """Hold PIL's warnings back while decoding (they would print before our one-line error), except its
+    DecompressionBombWarning, which becomes an exception that :func:`decode` turns into that error.
+
+    Warning filters are process-wide, so enter this once, in the thread that starts any worker threads.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def open_checked(source, path: str | Path) -> Image.Image:
+    """``Image.open`` of our formats, with the size its header declares checked against :data:`MAX_PIXELS`.
+
+    ``source`` is a path or a binary file object; errors name ``path``. Call inside :func:`quiet_pil`.
+    """
+    try:
+        image = Image.open(source, formats=PIL_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"image declares more than {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; {_limit_text()}", path) from None
+    except Exception as exc:  # noqa: BLE001 - PIL's plugins raise many unrelated types (struct.error, IndexError, ...) for damaged headers
+        raise InputError(f"corrupt or unreadable image ({_describe(exc)})", path) from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise InputError(f"image is {width}x{height} pixels ({width * height / 1e6:.1f} Mpx); {_limit_text()}", path)
+    return image
+
+
+def _limit_text() -> str:
+    return f"images over {MAX_SIDE}x{MAX_SIDE} ({MAX_PIXELS / 1e6:.1f} Mpx) are refused"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def decode(path: Path) -> np.ndarray:
+    """One image file -> (H, W, C) uint8 by the module's rules, without touching warning filters."""
+    image = open_checked(path, path)
+    try:
+        with image:
+            image.load()  # decoding here, not lazily, so a truncated file fails now, naming itself
+            mode = image.mode
+            if mode in _GRAY_8BIT:
+                raw = np.asarray(image.convert("L"))[:, :, None]
+            elif mode in _UNSIGNED_16BIT or mode in ("I", "F"):
+                raw = np.asarray(image)
+            else:
+                if mode == "P" and "transparency" in image.info:
+                    image = image.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
+                raw = np.asarray(image.convert("RGB"))
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - as in open_checked: a damaged stream fails in any of the decoders' own ways
+        raise InputError(f"corrupt or unreadable image ({_describe(exc)})", path) from None
+    if raw.dtype == np.uint8:
+        return raw
+    return _wide_to_uint8(raw, mode, path)[:, :, None]
+
+
+def _wide_to_uint8(raw: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    if mode == "F":
+        return to_uint8(raw.astype(np.float64), path, "32-bit float image")
+    values = raw.astype(np.int64)
+    if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+        raise InputError(
+            f"32-bit integer image holds values from {values.min()} to {values.max()}; integer images must lie in 0..65535 "
+            "(read as 16-bit)", path)
+    # Integer arithmetic: (x * 2 + 257) // 514 is round-half-up of x / 257, exact for every 16-bit value.
+    return ((values * 2 + 257) // 514).astype(np.uint8)
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """One image file -> (H, W, C) uint8, C = 1 for grayscale files, 3 otherwise (alpha dropped)."""
     path = Path(path)
+    _check_file(path)
+    with quiet_pil():
+        return decode(path)
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputError("is a folder, not an image file", path)
     if not path.is_file():
         raise InputError("image file not found", path)
-    try:
-        with Image.open(path) as image:
-            image.load()  # decoding here, not lazily, so a truncated file fails now, naming itself
-            if image.mode in ("L", "1", "I;16", "I", "F"):
-                array = np.asarray(image.convert("L"))[:, :, None]
-            else:
-                array = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"corrupt or unreadable image ({exc})", path) from None
-    return array
+
+
+def _read_one(path: Path) -> np.ndarray:
+    _check_file(path)
+    return decode(path)
 
 
 def read_images(paths: Sequence[Path], workers: int | None = None, progress: bool = True) -> np.ndarray:
@@ -40,14 +148,19 @@ def read_images(paths: Sequence[Path], workers: int | None = None, progress: boo
     Mixed sizes or channel counts are an error naming the first file that differs.
     """
     if not paths:
-        raise ValueError("no images to read")
+        raise InputError("no images to read")
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        iterator = pool.map(read_image, paths, chunksize=256)
-        arrays = list(
-            tqdm(iterator, total=len(paths), desc="reading images", unit="img", disable=not progress or len(paths) < 2000, leave=False)
-        )
+    with quiet_pil(), ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            iterator = pool.map(_read_one, paths, chunksize=256)
+            arrays = list(
+                tqdm(iterator, total=len(paths), desc="reading images", unit="img", disable=not progress or len(paths) < 2000, leave=False)
+            )
+        except BaseException:
+            # One bad file ends the read: drop the chunks not yet started instead of decoding them all first.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     first = arrays[0].shape
     for path, array in zip(paths, arrays):
         if array.shape != first:
@@ -62,4 +175,7 @@ def read_images(paths: Sequence[Path], workers: int | None = None, progress: boo
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    except OSError as exc:
+        raise InputError(f"cannot list the folder ({exc.strerror or exc})", folder) from None

@@ -7,14 +7,13 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from diffadapt.data.formats.course import DOMAIN_FILE
 from diffadapt.data.memory import convert_images
 from diffadapt.data.types import DigitSet, stratified_split
 from diffadapt.images import nchw_to_nhwc, nhwc_to_nchw
 from diffadapt.io import atomic_dir, write_png
+from diffadapt.progress import progress_bar
 
 
 def with_val_split(splits: dict[str, DigitSet], val_fraction: float, seed: int) -> dict[str, DigitSet]:
@@ -51,7 +50,7 @@ def write_course_layout(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "data").mkdir()
         number = 0
-        with tqdm(total=total, desc="writing PNG", unit="img", disable=not progress or total < 2000, leave=False) as bar:
+        with progress_bar(total, "writing PNG", "img", enabled=progress and total >= 2000) as bar:
             for split, digits in splits.items():
                 folder = tmp / ("data" if digits.labelled else split)
                 folder.mkdir(exist_ok=True)

@@ -22,7 +22,10 @@ def read_source(spec: str | Path, seed: int = 0, progress: bool = True) -> dict[
     text = str(spec)
     if text.startswith("embedded:"):
         return load_embedded(text.split(":", 1)[1], seed)
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~nosuchuser/...": no home folder to expand to, so the text is taken as written
+        path = Path(text)
     if not path.exists():
         if text in EMBEDDED_DOMAINS:
             return load_embedded(text, seed)
@@ -30,7 +33,10 @@ def read_source(spec: str | Path, seed: int = 0, progress: bool = True) -> dict[
     domain = guess_domain(path)
     if path.is_file():
         return _read_file(path, domain)
-    return _read_folder(path, domain, progress)
+    try:
+        return _read_folder(path, domain, progress)
+    except OSError as exc:  # an unreadable folder (permissions), a folder removed while being read
+        raise InputError(f"cannot read the folder ({exc.strerror or exc})", exc.filename or path) from None
 
 
 def _read_file(path: Path, domain: str) -> dict[str, DigitSet]:

@@ -33,6 +33,9 @@ class DigitSet:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"{len(self.labels)} labels for {len(self.images)} images")
+        # Readers check labels against their file and row; this is the last guard against a wrong result.
+        if len(self.labels) and (self.labels.min() < UNLABELLED or self.labels.max() >= NUM_CLASSES):
+            raise ValueError(f"labels must lie in 0..{NUM_CLASSES - 1} (or {UNLABELLED}), found {self.labels.min()}..{self.labels.max()}")
         if self.names is not None and len(self.names) != len(self.images):
             raise ValueError(f"{len(self.names)} names for {len(self.images)} images")
 
@@ -80,7 +83,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     for cls in np.unique(labels):
         index = np.flatnonzero(labels == cls)
         rng.shuffle(index)
-        held.append(index[: int(round(len(index) * fraction))])
+        held.append(index[: round(len(index) * fraction)])
     held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
     mask = np.ones(len(labels), dtype=bool)
     mask[held_out] = False

@@ -46,6 +46,11 @@ class Guidance(Settings):
             return float(self.scale)
         return 1.0
 
+    def forwards(self, timesteps: list[int]) -> int:
+        """Network evaluations per image over ``timesteps``: two where guidance applies, one elsewhere
+        (s = 1 needs only the conditional half, s = 0 only the unconditional one)."""
+        return sum(1 if self.scale_at(t) in (0.0, 1.0) else 2 for t in timesteps)
+
     def __str__(self) -> str:
         text = f"s {self.scale:g}"
         return text if self.interval is None else f"{text} at t {self.interval[0]}..{self.interval[1]}"

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from diffadapt.device import resolve_precision
-from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint
+from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
+from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
 from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance
 from diffadapt.diffusion.sampler import Method, SamplerConfig
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
@@ -92,22 +93,41 @@ class LoadedModel:
 
 
 def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.device | str = "cpu", precision: str = "auto") -> LoadedModel:
-    """A trained UNet in eval mode from a run folder (default: the shipped digit checkpoint)."""
+    """A trained UNet in eval mode from a run folder (default: the shipped digit checkpoint), or from a
+    diffusers folder (``digits export``'s, or any UNet2DModel that maps exactly onto ours; see
+    diffusion/diffusers_format.py), read into our own ConditionalUNet without importing diffusers."""
     device = torch.device(device)
     if path is None:
         path = default_digits_checkpoint()
         if not (Path(path) / "config.json").is_file():
             raise InputError("the shipped default digit checkpoint is missing from this installation", path)
-    config, weights = load_checkpoint(path, kind)
-    source = Path(path) / CONFIG_FILE if Path(path).is_dir() else Path(path).parent / CONFIG_FILE
-    for section in ("model", "schedule"):
-        if section not in config:
-            raise InputError(f"config has no {section!r} section", source)
-    model = ConditionalUNet(UNetConfig.from_dict(config["model"], source, "model"))
-    load_state_dict_strict(model, weights, Path(path))
+    if Path(path).is_file() and is_diffusers_folder(Path(path).parent):
+        path = Path(path).parent  # FOLDER/unet/diffusion_pytorch_model.safetensors names its UNet folder
+    if is_diffusers_folder(path):
+        folder = read_diffusers_folder(path)
+        found = DIGITS_KIND if folder.model_config.num_classes else FACES_KIND
+        if found != kind:
+            raise InputError(f"the diffusers folder holds a {found} model, expected a {kind} model", folder.unet_dir / CONFIG_FILE)
+        # The same sections as our own run folders, so callers (reports, figures) cannot tell the difference.
+        config = {"kind": kind, "model": folder.model_config.to_dict(), "schedule": folder.schedule.to_dict(),
+                  "sampling": folder.sampling if folder.sampling is not None else SamplingDefaults().to_dict(),
+                  "source": "diffusers folder", "path": str(path)}
+        model_config, weights, weights_source = folder.model_config, folder.state, folder.unet_dir
+        schedule_config, sampling_source = folder.schedule, folder.sampling_source
+    else:
+        config, weights = load_checkpoint(path, kind)
+        source = Path(path) / CONFIG_FILE if Path(path).is_dir() else Path(path).parent / CONFIG_FILE
+        for section in ("model", "schedule"):
+            if section not in config:
+                raise InputError(f"config has no {section!r} section", source)
+        model_config = UNetConfig.from_dict(config["model"], source, "model")
+        schedule_config = ScheduleConfig.from_dict(config["schedule"], source, "schedule")
+        weights_source, sampling_source = Path(path), source
+    model = ConditionalUNet(model_config)
+    load_state_dict_strict(model, weights, weights_source)
     model = model.to(device).eval().requires_grad_(False)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    schedule = LinearSchedule(ScheduleConfig.from_dict(config["schedule"], source, "schedule"))
-    defaults = SamplingDefaults.from_dict(config.get("sampling", {}), source, "sampling")
+    schedule = LinearSchedule(schedule_config)
+    defaults = SamplingDefaults.from_dict(config.get("sampling", {}), sampling_source, "sampling")
     return LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults)

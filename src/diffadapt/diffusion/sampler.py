@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 import torch
-from tqdm import tqdm
 
 from diffadapt.diffusion.ddim import Spacing, ddim_step, ddim_timesteps
 from diffadapt.diffusion.ddpm import ddpm_step, ddpm_timesteps
@@ -23,6 +22,7 @@ from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_step, multiste
 from diffadapt.diffusion.schedule import LinearSchedule, predict_x0
 from diffadapt.diffusion.unipc import unic_step, unip_step, unipc_order
 from diffadapt.errors import InputError
+from diffadapt.progress import progress_bar
 from diffadapt.settings import Settings, described, number
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,6 +68,20 @@ class SamplerConfig(Settings):
         except ValueError as error:
             raise InputError(str(error)) from None
 
+    def describe(self, schedule: LinearSchedule) -> str:
+        """E.g. "dpmpp-2m, 10 steps (trailing)" or "ddim, 25 steps (leading), eta 1"."""
+        steps = len(self.timesteps(schedule))
+        if self.method == "ddpm":
+            return f"ddpm, {steps} steps"
+        text = f"{self.method}, {steps} steps ({self.spacing})"
+        return text + f", eta {self.eta:g}" if self.method == "ddim" else text
+
+
+def per_sample_generators(seed: int, indices: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per sample for the per-step noise of stochastic samplers (DDPM, DDIM with eta > 0),
+    seeded by (seed, sample index): a sample is the same whatever the batch size or the samples beside it."""
+    return [torch.Generator(device=device).manual_seed(seed * 2**24 + int(i) + 1) for i in indices]
+
 
 @torch.no_grad()
 def sample(
@@ -104,7 +118,7 @@ def sample(
     # A caller's bar is never tested for truth: tqdm's bool() raises without a total.
     own_bar = progress is True
     if isinstance(progress, bool):
-        bar = tqdm(total=len(timesteps), desc=f"{config.method} sampling", unit="step", leave=False) if progress else None
+        bar = progress_bar(len(timesteps), f"{config.method} sampling", "step") if progress else None
     else:
         bar = progress
     for index, t in enumerate(timesteps):

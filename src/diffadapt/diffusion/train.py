@@ -29,7 +29,6 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from diffadapt.data.batches import epoch_batches
 from diffadapt.data.memory import TensorImages
@@ -40,6 +39,7 @@ from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
 from diffadapt.io import read_run_config
+from diffadapt.progress import progress_bar
 from diffadapt.settings import Settings, described, number
 from diffadapt.viz.curves import MetricsLog
 
@@ -323,7 +323,8 @@ def train_diffusion(
         update_ema(ema, model, min(train_config.ema_decay, (1 + step) / (10 + step)))
         return loss
 
-    bar = tqdm(total=total_steps, initial=start_step, desc="training", unit="step", disable=not progress or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total_steps, "training", "step", enabled=progress and rank == 0, leave=True)
+    bar.update(start_step)
     loss_sum = torch.zeros((), device=device)
     loss_count, last_loss, train_seconds, compile_seconds, images_seen = 0, float("nan"), 0.0, 0.0, 0
     step, stop = start_step, False

@@ -24,6 +24,7 @@ from torch import nn
 from diffadapt.data.memory import TensorImages
 from diffadapt.data.types import NUM_CLASSES
 from diffadapt.errors import InputError
+from diffadapt.evaluate.judge import random_shift
 from diffadapt.images import uint8_to_model
 from diffadapt.settings import Settings, number
 
@@ -86,19 +87,6 @@ class AccuracyScore:
                 "train_images": self.train_images, "test_images": self.test_images, "config": self.config}
 
 
-def _shift(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image translated by up to ``pixels`` in each direction, edges replicated."""
-    if pixels == 0:
-        return x
-    b, _, h, w = x.shape
-    padded = F.pad(x, (pixels,) * 4, mode="replicate")
-    dy = torch.randint(0, 2 * pixels + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * pixels + 1, (b,), generator=generator)
-    rows = dy[:, None] + torch.arange(h)[None, :]
-    cols = dx[:, None] + torch.arange(w)[None, :]
-    return padded[torch.arange(b)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
 def train_score_net(images: torch.Tensor, labels: torch.Tensor, config: ScoreConfig, seed: int) -> ScoreNet:
     """Train :class:`ScoreNet` on uint8 (N, 3, 28, 28) images with labels (N,); deterministic for a seed (CPU)."""
     torch.manual_seed(seed)
@@ -113,7 +101,9 @@ def train_score_net(images: torch.Tensor, labels: torch.Tensor, config: ScoreCon
         order = torch.randperm(len(images), generator=generator)
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            loss = F.cross_entropy(model(_shift(x_all[index], config.max_shift, generator)), labels[index])
+            x = x_all[index]
+            x = random_shift(x, generator, config.max_shift) if config.max_shift else x
+            loss = F.cross_entropy(model(x), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

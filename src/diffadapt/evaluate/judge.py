@@ -7,8 +7,8 @@ real-vs-real floors, so ``digits evaluate`` needs no data set at hand.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from diffadapt.data import TensorImages, read_source
 from diffadapt.errors import InputError
 from diffadapt.evaluate.frechet import feature_statistics, frechet_between
 from diffadapt.images import uint8_to_model
-from diffadapt.io import load_state_dict_strict, load_weights, read_run_config, save_weights, write_text_atomic
+from diffadapt.io import (
+    CONFIG_FILE,
+    load_state_dict_strict,
+    load_weights,
+    read_run_config,
+    save_weights,
+    write_json_atomic,
+)
+from diffadapt.progress import progress_bar
+from diffadapt.settings import Settings, number
 
 JUDGE_KIND = "diffadapt/digit-judge"
 FLOOR_SIZES = (100, 200, 500, 1000)  # sample sizes at which the real-vs-real floor is recorded
@@ -58,12 +67,12 @@ class JudgeNet(nn.Module):
 
 
 @dataclass
-class JudgeTrainConfig:
-    epochs: int = 6
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    seed: int = 0
+class JudgeTrainConfig(Settings):
+    epochs: int = number(6, at_least=1, at_most=1000, help="passes over the real training images")
+    batch_size: int = number(256, at_least=2, at_most=1 << 16, help="images per step")
+    lr: float = number(2e-3, above=0.0, at_most=1.0, help="AdamW one-cycle peak learning rate")
+    weight_decay: float = number(5e-4, at_least=0.0, at_most=1.0, help="AdamW weight decay")
+    seed: int = number(0, at_least=0, below=2**31, help="fixes weights, order and augmentation")
     augment: bool = True
 
 
@@ -103,7 +112,7 @@ def train_judge(train_images: torch.Tensor, train_labels: torch.Tensor, config: 
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     images, labels = train_images.to(device), train_labels.to(device)
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc="training judge", unit="step", disable=not progress)
+    bar = progress_bar(config.epochs * steps_per_epoch, "training judge", "step", enabled=progress, leave=True)
     for _ in range(config.epochs):
         model.train()
         order = torch.randperm(len(images), generator=generator).to(device)
@@ -155,8 +164,7 @@ def save_judge(run_dir: Path, model: JudgeNet, stats: dict[str, Any], info: dict
     tensors["real.mu"] = torch.from_numpy(stats["mu"])
     tensors["real.sigma"] = torch.from_numpy(stats["sigma"])
     save_weights(run_dir / "model.safetensors", tensors, {"kind": JUDGE_KIND})
-    config = {"kind": JUDGE_KIND, **info, **{k: v for k, v in stats.items() if k not in ("mu", "sigma")}}
-    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    write_json_atomic(run_dir / CONFIG_FILE, {"kind": JUDGE_KIND, **info, **{k: v for k, v in stats.items() if k not in ("mu", "sigma")}})
 
 
 @dataclass
@@ -168,16 +176,43 @@ class LoadedJudge:
 
 
 def load_judge(path: str | Path | None = None) -> LoadedJudge:
+    """A judge run folder (default: the shipped MNIST-M judge), checked: kind, weights, real statistics."""
     run_dir = Path(path) if path is not None else default_judge_checkpoint()
     if run_dir.is_file():
         run_dir = run_dir.parent
     config = read_run_config(run_dir)
+    source = run_dir / CONFIG_FILE
     if config.get("kind") != JUDGE_KIND:
-        raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", run_dir / "config.json")
+        raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", source)
+    if not isinstance(config.get("floor_halves"), (int, float)) or not isinstance(config.get("floors_by_size", {}), dict):
+        raise InputError("judge config needs a number floor_halves and an object floors_by_size", source)
     tensors, _ = load_weights(run_dir / "model.safetensors")
     model = JudgeNet()
     load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, run_dir)
-    return LoadedJudge(model.eval(), config, tensors["real.mu"].double().numpy(), tensors["real.sigma"].double().numpy())
+    mu, sigma = tensors.get("real.mu"), tensors.get("real.sigma")
+    if mu is None or sigma is None or mu.shape != (FEATURE_DIM,) or sigma.shape != (FEATURE_DIM, FEATURE_DIM):
+        raise InputError(f"judge weights need real.mu ({FEATURE_DIM},) and real.sigma ({FEATURE_DIM}, {FEATURE_DIM})", run_dir)
+    return LoadedJudge(model.eval(), config, mu.double().numpy(), sigma.double().numpy())
 
 
-__all__ = ["JudgeNet", "JudgeTrainConfig", "LoadedJudge", "asdict", "load_judge", "reference_statistics", "save_judge", "train_judge"]
+def train_judge_from_source(data: str | Path, out: Path, epochs: int, seed: int, device: torch.device) -> str:
+    """Train the judge on a real source's train split, measure it on its test split (the real reference),
+    save it to ``out``; returns a one-line summary."""
+    splits = read_source(data)
+    if "train" not in splits or "test" not in splits:
+        raise InputError("the judge needs a source with train and test splits (its test split is the real reference)", data)
+    config = JudgeTrainConfig(epochs=epochs, seed=seed)
+    train = TensorImages.from_digitset(splits["train"], channels=3, size=28)
+    test = TensorImages.from_digitset(splits["test"], channels=3, size=28)
+    if len(test) < 2 * max(FLOOR_SIZES):
+        raise InputError(f"the judge's test split needs at least {2 * max(FLOOR_SIZES)} images for its floors, found {len(test)}", data)
+    start = time.perf_counter()
+    model = train_judge(train.images, train.labels, config, device).cpu()
+    _, predictions = judge_features(model, test.images)
+    accuracy = float((predictions == test.labels.numpy()).mean())
+    stats = reference_statistics(model, test.images, seed=seed)
+    info = {"data": str(data), "domain": splits["train"].domain, "num_train": len(train), "num_test": len(test), "test_accuracy": accuracy,
+            "train_config": config.to_dict(), "train_seconds": time.perf_counter() - start, "device": device.type}
+    save_judge(out, model, stats, info)
+    return (f"judge test accuracy {accuracy * 100:.2f}% on {len(test)} real {splits['train'].domain} test images; "
+            f"floors: halves {stats['floor_halves']:.3f}, 1000-vs-rest {stats['floor_1000']:.3f}; saved to {out}")

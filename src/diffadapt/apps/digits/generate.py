@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import LoadedModel
-from diffadapt.diffusion.sampler import SamplerConfig, sample
+from diffadapt.diffusion.sampler import SamplerConfig, per_sample_generators, sample
 from diffadapt.errors import InputError
 from diffadapt.images import model_to_uint8, nchw_to_nhwc
 from diffadapt.io import atomic_dir, write_png
+from diffadapt.progress import progress_bar
 
 NUM_DIGITS = 10
 
@@ -22,12 +22,6 @@ NUM_DIGITS = 10
 def initial_noise(count: int, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
     """(count, C, H, W) float32 x_T from a CPU generator: the same for a seed on every device and batch size."""
     return torch.randn((count, *shape), generator=torch.Generator().manual_seed(seed))
-
-
-def step_noise_generators(seed: int, indices: Sequence[int], device: torch.device) -> list[torch.Generator]:
-    """One generator per image for the per-step noise of stochastic samplers (DDPM, DDIM with eta > 0),
-    seeded by (seed, image index): an image is the same whatever the batch size or the images beside it."""
-    return [torch.Generator(device=device).manual_seed(seed * 2**24 + int(i) + 1) for i in indices]
 
 
 def sample_digits(
@@ -45,7 +39,7 @@ def sample_digits(
     """Generate one image per label from x_T (N, C, H, W); returns (N, C, H, W) float32 in [-1, 1] (clipped)
     on the CPU.
 
-    ``indices`` name the images for their per-step noise (default 0 .. N-1; see :func:`step_noise_generators`);
+    ``indices`` name the images for their per-step noise (default 0 .. N-1; see ``sampler.per_sample_generators``);
     ``callback(batch_index, t, x)`` sees each batch's reverse process (see ``sampler.Callback``).
     """
     device = loaded.device
@@ -57,7 +51,7 @@ def sample_digits(
     indices = list(range(len(labels))) if indices is None else list(indices)
     starts = list(range(0, len(labels), batch_size))
     steps = len(sampler.timesteps(loaded.schedule))
-    bar = tqdm(total=len(starts) * steps, desc=f"generating {len(labels)} images", unit="step", disable=not progress, leave=False, dynamic_ncols=True)
+    bar = progress_bar(len(starts) * steps, f"generating {len(labels)} images", "step", enabled=progress)
     outputs = []
     for batch_index, start in enumerate(starts):
         batch_labels = labels[start : start + batch_size].to(device)
@@ -73,7 +67,7 @@ def sample_digits(
         step_callback = None
         if callback is not None:
             step_callback = lambda t, x, b=batch_index: callback(b, t, x)  # noqa: E731
-        generators = step_noise_generators(seed, indices[start : start + batch_size], device)
+        generators = per_sample_generators(seed, indices[start : start + batch_size], device)
         x0 = sample(eps_model, noise, loaded.schedule, sampler, generators, step_callback, progress=bar if progress else False)
         outputs.append(x0.clamp(-1, 1).cpu())
     bar.close()
@@ -95,9 +89,21 @@ def to_images(x: torch.Tensor) -> np.ndarray:
     return nchw_to_nhwc(model_to_uint8(x))
 
 
-def write_graded_folder(out_dir: Path, images: np.ndarray, names: list[str], overwrite: bool = False) -> None:
-    """Write exactly ``names`` into out_dir, atomically (the folder appears complete or not at all)."""
+def generate_images(loaded: LoadedModel, per_class: int, sampler: SamplerConfig, guidance: Guidance, seed: int,
+                    batch_size: int = 500, progress: bool = True) -> tuple[np.ndarray, torch.Tensor]:
+    """``per_class`` images of each digit 0..9 in the graded order: ((N, H, W, C) uint8, (N,) labels)."""
+    labels = graded_labels(per_class)
+    cfg = loaded.model_config
+    x_T = initial_noise(len(labels), (cfg.in_channels, cfg.image_size, cfg.image_size), seed)
+    return to_images(sample_digits(loaded, labels, x_T, sampler, guidance, seed, batch_size, progress)), labels
 
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        for name, image in zip(names, images):
+
+def generate_graded(loaded: LoadedModel, out_dir: Path, per_class: int, sampler: SamplerConfig, guidance: Guidance, seed: int,
+                    batch_size: int = 500, overwrite: bool = False, progress: bool = True) -> int:
+    """Write ``{digit}_{index:03d}.png`` for ``per_class`` images of each digit, atomically; returns the network
+    evaluations each image cost."""
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:  # checked before the work, removed if it fails
+        images, _ = generate_images(loaded, per_class, sampler, guidance, seed, batch_size, progress)
+        for name, image in zip(graded_names(per_class), images):
             write_png(tmp / name, image)
+    return guidance.forwards(sampler.timesteps(loaded.schedule))

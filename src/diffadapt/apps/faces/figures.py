@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.apps.faces.models import NoiseModel, ddim_faces
+from diffadapt.apps.faces.models import NoiseModel, sample_noise_model
+from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.errors import InputError
 from diffadapt.diffusion.interpolate import lerp, slerp
 from diffadapt.viz.grid import save_grid
 
@@ -23,12 +25,14 @@ def _scale_for(size: int) -> int:
 
 def eta_grid(
     model: NoiseModel, noises: torch.Tensor, noise_names: Sequence[str], to_images: ImageRule, out: Path,
-    etas: Sequence[float] = ETAS, steps: int = 50, seed: int = 0, title: str | None = None,
+    etas: Sequence[float] = ETAS, steps: int = 50, seed: int = 0, title: str | None = None, spacing: str = "leading",
 ) -> Path:
-    """Rows: eta; columns: the given noises. Each row's per-step noise comes from the same seed."""
+    """Rows: DDIM with each eta; columns: the given noises (N, C, H, W). Every row's per-step noise comes from
+    the same seed, so rows differ by eta alone."""
     rows = []
     for eta in etas:
-        rows.append(to_images(ddim_faces(model, noises, steps=steps, eta=eta, seed=seed, progress=False)))
+        sampler = SamplerConfig(method="ddim", steps=steps, eta=eta, spacing=spacing, clip_x0=model.clip_x0)
+        rows.append(to_images(sample_noise_model(model, noises, sampler, seed=seed, progress=False)))
     images = np.concatenate(rows)
     return save_grid(
         out, images, len(noises), row_labels=[f"eta={e:g}" for e in etas], col_labels=list(noise_names),
@@ -38,12 +42,16 @@ def eta_grid(
 
 def interpolation_rows(
     model: NoiseModel, noise_a: torch.Tensor, noise_b: torch.Tensor, to_images: ImageRule, out: Path,
-    alphas: Sequence[float] = ALPHAS, steps: int = 50, title: str | None = None,
+    alphas: Sequence[float] = ALPHAS, steps: int = 50, title: str | None = None, method: str = "ddim", spacing: str = "leading",
 ) -> Path:
-    """Two rows, slerp then linear, of DDIM (eta 0) images from interpolated noises, one column per alpha."""
+    """Two rows, slerp then linear, of deterministic samples (DDIM eta 0, or another deterministic solver)
+    from noises interpolated between noise_a and noise_b (1, C, H, W), one column per alpha."""
     slerped = torch.cat([slerp(noise_a, noise_b, a) for a in alphas])
     lerped = torch.cat([lerp(noise_a, noise_b, a) for a in alphas])
-    images = to_images(ddim_faces(model, torch.cat([slerped, lerped]), steps=steps, eta=0.0, progress=False))
+    sampler = SamplerConfig(method=method, steps=steps, eta=0.0, spacing=spacing, clip_x0=model.clip_x0)
+    if sampler.method == "ddpm":
+        raise InputError("interpolation needs a deterministic sampler (ddim, dpmpp-2m or unipc), not ddpm")
+    images = to_images(sample_noise_model(model, torch.cat([slerped, lerped]), sampler, progress=False))
     return save_grid(
         out, images, len(alphas), row_labels=["slerp", "linear"], col_labels=[f"{a:g}" for a in alphas],
         scale=_scale_for(images.shape[1]), title=title,

@@ -20,7 +20,8 @@ from diffadapt.diffusion.checkpoint import FACES_KIND
 from diffadapt.diffusion.course_unet import MULTIPLIERS, load_course_unet
 from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import LoadedModel, load_model
-from diffadapt.diffusion.sampler import SamplerConfig, sample
+from diffadapt.diffusion.sampler import SamplerConfig, per_sample_generators, sample
+from diffadapt.progress import progress_bar
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
 from diffadapt.images import minmax_to_uint8, nchw_to_nhwc
@@ -149,28 +150,35 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
     return [p.stem for p in paths], torch.cat(tensors)
 
 
-def ddim_faces(
-    model: NoiseModel, x_T: torch.Tensor, steps: int = 50, eta: float = 0.0, seed: int = 0, batch_size: int = 10,
-    progress: bool = True, clip_x0: bool | None = None,
+def sample_noise_model(
+    model: NoiseModel, x_T: torch.Tensor, sampler: SamplerConfig, seed: int = 0, batch_size: int = 10, progress: bool = True,
 ) -> torch.Tensor:
-    """DDIM from the given noises (N, 3, H, W); returns raw float32 outputs (N, 3, H, W) on the CPU.
+    """Run ``sampler`` from the given noises (N, C, H, W); returns raw float32 outputs (N, C, H, W) on the CPU.
 
-    ``clip_x0`` None uses the model's own convention (``NoiseModel.clip_x0``).
+    The per-step noise of a stochastic sampler is drawn per image from ``seed`` (the same whatever the batch
+    size); ``sampler.clip_x0`` should follow the model's convention (``NoiseModel.clip_x0``).
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     model.check_noise(x_T)
-    clip = model.clip_x0 if clip_x0 is None else clip_x0
-    config = SamplerConfig(method="ddim", steps=steps, eta=eta, spacing="leading", clip_x0=clip)
-    config.timesteps(model.schedule)  # steps within the schedule's T, before any work
-    generator = torch.Generator(device=model.device).manual_seed(seed)
+    steps = len(sampler.timesteps(model.schedule))  # checked against the schedule before any work
+    starts = range(0, len(x_T), batch_size)
+    bar = progress_bar(len(starts) * steps, f"sampling {len(x_T)} images", "step", enabled=progress)
     outputs = []
-    for start in range(0, len(x_T), batch_size):
+    for start in starts:
         x = x_T[start : start + batch_size].to(model.device)
         if model.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        outputs.append(sample(model.eps, x, model.schedule, config, generator, progress=progress).cpu())
+        generators = per_sample_generators(seed, range(start, start + len(x)), model.device)
+        outputs.append(sample(model.eps, x, model.schedule, sampler, generators, progress=bar if progress else False).cpu())
+    bar.close()
     return torch.cat(outputs)
+
+
+def course_sampler(model: NoiseModel, steps: int = 50, eta: float = 0.0, method: str = "ddim") -> SamplerConfig:
+    """The graded setting: ``leading`` timesteps (diffusers' ``timestep_spacing="leading"``) and the model's own
+    x0 clipping convention (none for the course's UNet)."""
+    return SamplerConfig(method=method, steps=steps, eta=eta, spacing="leading", clip_x0=model.clip_x0)
 
 
 def to_graded_images(x: torch.Tensor) -> np.ndarray:

@@ -1,123 +1,101 @@
-"""Report settings: the demo's defaults (embedded data, small scale) or a TOML file naming real data.
+"""Report settings: the demo's (embedded data, small scale) or a TOML file naming real data.
 
-Example ``report.toml`` for the full-size report on a GPU::
-    seed = 0
-    device = "auto"
-
-    [digits]
-    ckpt = "runs/digits"                 # "default": the shipped checkpoint
-    per_class = 100
-    classifier = "hw2_data/Classifier.pth"
-    guidance = 4                         # omit either for the checkpoint's choice
-    guidance_interval = [100, 405]       # or "all"
-
-    [ddim]
-    unet = "hw2_data/face/UNet.pt"       # empty: DDIM figures on the digit checkpoint
-    noise_dir = "hw2_data/face/noise"
-    gt_dir = "hw2_data/face/GT"
-
-    [adapt]
-    source = "hw2_data/digits/mnistm"
-    targets = ["hw2_data/digits/usps", "hw2_data/digits/svhn"]
-    epochs = 100
-    batch_size = 512
-    seeds = [0, 1, 2]
-    recipes = ["report", "ours"]
+``examples/report.toml`` in the repository is a commented example for the full-size report. Every field is
+checked on load (types, ranges, choices); an unknown or bad setting is one line naming the file and the
+setting.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
+from diffadapt.adapt.config import Method, Recipe
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
+from diffadapt.diffusion.sampler import Method as SamplerMethod
 from diffadapt.errors import InputError
+from diffadapt.settings import Settings, described, number
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Part = Literal["data", "digits", "ddim", "adapt"]
+DEFAULT = "default"  # the shipped checkpoint / judge
 
 
 @dataclass
-class DigitsPart:
-    ckpt: str = "default"
-    per_class: int = 20
-    method: str | None = None  # None: the checkpoint's sampling defaults
-    steps: int | None = None
-    eta: float | None = None
-    guidance: float | None = None
-    guidance_interval: list[int] | str | None = None  # [lo, hi] timesteps, "all", or None: the checkpoint's
-    classifier: str = ""  # the course's LeNet weights; optional
-    judge: str = "default"
-    batch_size: int = 500
+class DigitsPart(Settings):
+    ckpt: str = described(DEFAULT, "digit run folder or diffusers folder; default: the shipped checkpoint")
+    per_class: int = number(20, at_least=2, at_most=999, help="images per digit")
+    method: SamplerMethod | None = described(None, "sampler; None: the checkpoint's")
+    steps: int | None = number(None, at_least=1, at_most=100_000, help="solver steps; None: the checkpoint's")
+    eta: float | None = number(None, at_least=0.0, at_most=1.0, help="DDIM eta; None: the checkpoint's")
+    guidance: float | None = number(None, at_least=0.0, at_most=50.0, help="guidance scale; None: the checkpoint's")
+    guidance_interval: tuple[int, ...] | Literal["all"] | None = described(None, "[lo, hi] timesteps, 'all', or None: the checkpoint's")
+    classifier: str = described("", "the course's Classifier.pth; empty: no course accuracy")
+    judge: str = described(DEFAULT, "judge run folder; default: the shipped MNIST-M judge")
+    real: str = described("", "real labelled digits for the classification accuracy score; empty: none")
+    score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings")
+    batch_size: int = number(500, at_least=1, at_most=100_000, help="images per forward pass")
 
 
 @dataclass
-class DDIMPart:
-    ckpt: str = "default"  # digit checkpoint used when no face UNet is given
-    digit: int = 3
-    unet: str = ""
-    noise_dir: str = ""
-    gt_dir: str = ""
-    steps: int = 50
-    precision: str = "fp32"
+class DDIMPart(Settings):
+    ckpt: str = described(DEFAULT, "digit checkpoint used when no face UNet is given")
+    digit: int = number(3, at_least=0, at_most=9, help="class drawn with a digit checkpoint")
+    unet: str = described("", "course UNet.pt, a diffusers UNet2DModel folder or a faces run; empty: the digit checkpoint")
+    noise_dir: str = described("", "folder of .pt noise files (with unet)")
+    gt_dir: str = described("", "ground-truth images for the MSE (with unet)")
+    steps: int = number(50, at_least=1, at_most=10_000, help="DDIM steps")
+    precision: Literal["fp32", "bf16", "auto"] = described("fp32", "arithmetic precision")
 
 
 @dataclass
-class AdaptPart:
-    source: str = "mnistm"
-    targets: list[str] = field(default_factory=lambda: ["usps", "svhn"])
-    modes: list[str] = field(default_factory=lambda: ["source", "dann", "target"])
-    recipes: list[str] = field(default_factory=lambda: ["report"])
-    epochs: int = 10
-    batch_size: int = 128
-    seeds: list[int] = field(default_factory=lambda: [0])
-    tsne_per_domain: int = 500
-    runs: list[str] = field(default_factory=list)  # trained run folders to include instead of training
+class AdaptPart(Settings):
+    source: str = described("mnistm", "labelled source domain")
+    targets: tuple[str, ...] = described(("usps", "svhn"), "target domains")
+    methods: tuple[Method, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each")
+    recipe: Recipe = described("matched", "adaptation recipe")
+    epochs: int = number(10, at_least=1, at_most=100_000, help="passes over the source's training split")
+    batch_size: int = number(128, at_least=2, at_most=1 << 16, help="images per domain per step")
+    seeds: tuple[int, ...] = described((0,), "one run per seed")
+    tsne_per_domain: int = number(500, at_least=10, at_most=100_000, help="val images per domain in the t-SNE")
+    runs: tuple[str, ...] = described((), "trained run folders to show instead of training")
 
 
 @dataclass
-class ReportConfig:
-    title: str = "diffadapt report"
-    seed: int = 0
-    device: str = "auto"
+class ReportConfig(Settings):
+    title: str = described("diffadapt report", "page title")
+    seed: int = number(0, at_least=0, below=2**31, help="fixes every part")
+    device: str = described("auto", "auto, cpu, cuda, cuda:N")
     digits: DigitsPart = field(default_factory=DigitsPart)
     ddim: DDIMPart = field(default_factory=DDIMPart)
     adapt: AdaptPart = field(default_factory=AdaptPart)
-    parts: list[str] = field(default_factory=lambda: ["data", "digits", "ddim", "adapt"])
-    data_sources: list[str] = field(default_factory=list)  # shown in the data part; default: adapt source and targets
-
-
-def _build(cls, data: dict[str, Any], where: str):
-    known = {f.name: f for f in fields(cls)}
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise InputError(f"unknown setting {where}{unknown[0]!r} (known: {', '.join(known)})")
-    return cls(**data)
+    parts: tuple[Part, ...] = described(("data", "digits", "ddim", "adapt"), "parts to run, in order")
+    data_sources: tuple[str, ...] = described((), "sources shown in the data part; empty: the adaptation source and targets")
 
 
 def load_report_config(path: str | Path) -> ReportConfig:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-
+    """A report TOML file (see ``examples/report.toml``); unknown settings are refused."""
     path = Path(path)
     if not path.is_file():
         raise InputError("report config not found", path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid TOML ({exc})", path) from None
     sections = {"digits": DigitsPart, "ddim": DDIMPart, "adapt": AdaptPart}
-    parts = {name: _build(cls, data.pop(name, {}), f"[{name}] ") for name, cls in sections.items()}
-    try:
-        return _build(ReportConfig, {**data, **parts}, "")
-    except TypeError as exc:
-        raise InputError(f"bad setting ({exc})", path) from None
+    for name, cls in sections.items():
+        if name in data:
+            data[name] = cls.from_dict(data[name], path, name, ignore_unknown=False)
+    return ReportConfig.from_dict(data, path, ignore_unknown=False)
 
 
 def demo_config() -> ReportConfig:
     """The demo: embedded data, the shipped digit checkpoint, a scale that fits 2 CPU cores in minutes."""
-
-    # The 'ours' recipe: at the demo's few hundred steps the report's (stretched USPS, lr 0.1, full-strength
-    # reversal) left source-only USPS at chance (0.100) and DANN at 0.348; ours gives 0.669 / 0.610.
-    return ReportConfig(title="diffadapt demo on the embedded data", data_sources=list(EMBEDDED_DOMAINS), adapt=AdaptPart(recipes=["ours"]))
+    return ReportConfig(title="diffadapt demo on the embedded data", data_sources=EMBEDDED_DOMAINS,
+                        digits=DigitsPart(real="mnistm"))

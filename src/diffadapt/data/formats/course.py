@@ -2,17 +2,22 @@
 
 Each csv has the header ``image_name,label`` and one row per image. MNIST-M and SVHN there are 28x28 RGB,
 USPS 28x28 gray. Unlabelled folders for prediction are plain folders of images (see ``folders.py``).
+
+A csv is UTF-8 text (a byte-order mark is allowed, as Excel writes one); labels are whole numbers 0..9.
+Image names are relative to ``data/`` and must stay inside it once resolved, symlinks included: a row
+``../../secret.png`` or ``/etc/x.png`` is an error naming the csv and row, never a file read from elsewhere.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
 from diffadapt.data.domains import guess_domain
-from diffadapt.data.formats.checks import check_labels
+from diffadapt.data.formats.checks import parse_label, resolved, resolves_inside, shorten
 from diffadapt.data.imageio import read_images
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
@@ -20,22 +25,47 @@ from diffadapt.errors import InputError
 CSV_HEADER = ("image_name", "label")
 SPLIT_ORDER = ("train", "val", "test")
 DOMAIN_FILE = "domain.txt"  # written by `data prepare`; optional
+MAX_CSV_BYTES = 256 * 2**20  # a csv row is ~16 bytes: 256 MiB is millions of images more than any digit set
+MAX_DOMAIN_CHARS = 100
 
 
 def is_course_layout(root: Path) -> bool:
     return (root / "data").is_dir() and any((root / f"{s}.csv").exists() for s in SPLIT_ORDER)
 
 
+def read_text_file(path: Path, what: str, limit: int = MAX_CSV_BYTES) -> str:
+    """A UTF-8 text file (BOM allowed) as str; a folder, an unreadable, huge or non-UTF-8 file is an error
+    naming it (and the row of the first bad byte)."""
+    if path.is_dir():
+        raise InputError(f"is a folder, but a {what} file is expected here", path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found", path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+    if len(data) > limit:
+        raise InputError(f"{what} file is larger than {limit // 2**20} MiB", path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {data[exc.start]:#04x}); save the {what} as UTF-8", path, row=row) from None
+
+
 def read_csv_rows(csv_path: Path) -> list[tuple[str, str]]:
-    if not csv_path.is_file():
-        raise InputError("csv file not found", csv_path)
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    """The (image_name, label) rows of a course csv, header checked; rows are numbered from 2 as in an editor."""
+    text = read_text_file(csv_path, "csv")
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # a field over csv's size limit, an unclosed quote at the end of the file
+        raise InputError(f"malformed csv ({exc})", csv_path) from None
     if not rows:
         raise InputError("csv file is empty", csv_path)
     header = tuple(h.strip() for h in rows[0])
     if header[:2] != CSV_HEADER:
-        raise InputError(f"csv header must be 'image_name,label', got {','.join(header)!r}", csv_path)
+        raise InputError(f"csv header must be 'image_name,label', got {shorten(','.join(header))!r}", csv_path)
     out = []
     for row_number, row in enumerate(rows[1:], start=2):
         if not row:
@@ -53,20 +83,21 @@ def read_course_split(root: Path, split: str, progress: bool = True) -> DigitSet
     csv_path = root / f"{split}.csv"
     rows = read_csv_rows(csv_path)
     data_dir = root / "data"
+    data_root = resolved(data_dir)
     paths: list[Path] = []
-    raw_labels: list[int] = []
+    labels: list[int] = []
     for row_number, (name, label_text) in enumerate(rows, start=2):
+        if not name:
+            raise InputError("image_name is empty", csv_path, row=row_number)
         path = data_dir / name
+        if not resolves_inside(path, data_dir, data_root):
+            raise InputError(f"image {shorten(name)!r} lies outside {data_dir}; the csv may only name files inside data/", csv_path, row=row_number)
         if not path.is_file():
-            raise InputError(f"image {name!r} named in the csv does not exist in {data_dir}", csv_path, row=row_number)
-        try:
-            raw_labels.append(int(label_text))
-        except ValueError:
-            raise InputError(f"label {label_text!r} is not a whole number", csv_path, row=row_number) from None
+            raise InputError(f"image {shorten(name)!r} named in the csv does not exist in {data_dir}", csv_path, row=row_number)
+        labels.append(parse_label(label_text, csv_path, row_number))
         paths.append(path)
-    labels = check_labels(np.array(raw_labels), csv_path, first_row=2)
     images = read_images(paths, progress=progress)
-    return DigitSet(images, labels, domain_name(root), [p.name for p in paths])
+    return DigitSet(images, np.array(labels, dtype=np.int64), domain_name(root), [p.name for p in paths])
 
 
 def read_course(root: str | Path, progress: bool = True) -> dict[str, DigitSet]:
@@ -83,7 +114,10 @@ def domain_name(root: Path) -> str:
     """Name a domain after its folder, recognising the usual names (``hw2_data/digits/usps`` -> usps)."""
     recorded = root / DOMAIN_FILE
     if recorded.is_file():
-        name = recorded.read_text().strip()
-        if name:
+        lines = read_text_file(recorded, "domain name", limit=4096).strip().splitlines()
+        if lines:
+            name = lines[0].strip()
+            if len(lines) > 1 or len(name) > MAX_DOMAIN_CHARS or not name.isprintable():
+                raise InputError(f"must hold one domain name of at most {MAX_DOMAIN_CHARS} printable characters", recorded)
             return name
     return guess_domain(root)

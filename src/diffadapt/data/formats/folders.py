@@ -1,4 +1,8 @@
-"""Plain folders: class subfolders (``ROOT/[split/]0..9/*.png``) and flat unlabelled image folders."""
+"""Plain folders: class subfolders (``ROOT/[split/]0..9/*.png``) and flat unlabelled image folders.
+
+Only files inside the folder given are read: an image or class subfolder that is a symlink to somewhere
+outside it is an error naming the link (a link to another file inside the folder is fine).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffadapt.data.formats.checks import resolved, resolves_inside
 from diffadapt.data.imageio import list_images, read_images
 from diffadapt.data.types import UNLABELLED, DigitSet
 from diffadapt.errors import InputError
@@ -14,7 +19,17 @@ CLASS_NAMES = [str(d) for d in range(10)]
 
 
 def _class_dirs(root: Path) -> list[Path]:
-    return [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    try:
+        return [d for d in sorted(root.iterdir()) if not d.name.startswith(".") and d.is_dir()]
+    except OSError as exc:
+        raise InputError(f"cannot list the folder ({exc.strerror or exc})", root) from None
+
+
+def _check_inside(path: Path, folder: Path, within: Path, resolved_within: Path) -> Path:
+    """``path``, an entry of ``folder`` (itself inside ``within``), unless it leads outside ``within``."""
+    if not resolves_inside(path, folder, resolved_within):
+        raise InputError(f"is a link to outside {within}; only files inside the folder are read", path)
+    return path
 
 
 def is_class_folder(root: Path) -> bool:
@@ -22,7 +37,10 @@ def is_class_folder(root: Path) -> bool:
     return bool(dirs) and all(d.name in CLASS_NAMES for d in dirs)
 
 
-def read_class_folder(root: Path, domain: str, progress: bool = True) -> DigitSet:
+def read_class_folder(root: Path, domain: str, progress: bool = True, within: Path | None = None) -> DigitSet:
+    """``root/0..9/*.png``; every file must lie inside ``within`` (default ``root``) once resolved."""
+    within = within or root
+    resolved_within = resolved(within)
     dirs = _class_dirs(root)
     bad = [d.name for d in dirs if d.name not in CLASS_NAMES]
     if bad:
@@ -30,7 +48,8 @@ def read_class_folder(root: Path, domain: str, progress: bool = True) -> DigitSe
     paths: list[Path] = []
     labels: list[int] = []
     for folder in dirs:
-        files = list_images(folder)
+        _check_inside(folder, root, within, resolved_within)
+        files = [_check_inside(p, folder, within, resolved_within) for p in list_images(folder)]
         paths += files
         labels += [int(folder.name)] * len(files)
     if not paths:
@@ -44,7 +63,9 @@ def is_split_class_folder(root: Path) -> bool:
 
 
 def read_split_class_folder(root: Path, domain: str, progress: bool = True) -> dict[str, DigitSet]:
-    return {d.name: read_class_folder(d, domain, progress) for d in _class_dirs(root)}
+    resolved_root = resolved(root)
+    dirs = [_check_inside(d, root, root, resolved_root) for d in _class_dirs(root)]
+    return {d.name: read_class_folder(d, domain, progress, within=root) for d in dirs}
 
 
 def read_unlabelled_folder(root: str | Path, domain: str, progress: bool = True) -> DigitSet:
@@ -52,7 +73,8 @@ def read_unlabelled_folder(root: str | Path, domain: str, progress: bool = True)
     root = Path(root)
     if not root.is_dir():
         raise InputError("image folder not found", root)
-    paths = list_images(root)
+    resolved_root = resolved(root)
+    paths = [_check_inside(p, root, root, resolved_root) for p in list_images(root)]
     if not paths:
         raise InputError("folder holds no images (.png, .jpg, ...)", root)
     return DigitSet(read_images(paths, progress=progress), np.full(len(paths), UNLABELLED), domain, [p.name for p in paths])

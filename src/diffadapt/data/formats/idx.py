@@ -1,13 +1,21 @@
-"""MNIST's IDX files (``train-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``), gzipped or not."""
+"""MNIST's IDX files (``train-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``), gzipped or not.
+
+An IDX file is a big-endian header (magic ``0x0000 08 NN``: unsigned bytes, NN dimensions; then NN 32-bit
+sizes) followed by exactly the bytes the sizes multiply to. Gzip is recognised by its magic bytes, not the
+file name. The header is read first and its declared size checked (exactly, and against the limit of
+``checks.MAX_ARRAY_BYTES``) before the data is read, so a damaged header or a gzip "bomb" cannot make the
+reader allocate or unpack gigabytes.
+"""
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from diffadapt.data.formats.checks import check_labels
+from diffadapt.data.formats.checks import check_array_bytes, check_image_shape, check_labels, opened
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
 
@@ -16,32 +24,58 @@ LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 PREFIXES = {"train": "train", "t10k": "test"}
 
 
-def _read_bytes(path: Path) -> bytes:
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_exactly(handle, size: int, path: Path) -> bytes:
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read IDX file ({exc})", path) from None
+        return handle.read(size)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError; a damaged deflate stream a zlib.error
+        raise InputError(f"cannot read IDX file ({type(exc).__name__}: {exc})", path) from None
+
+
+def _read_upto(handle, size: int, path: Path) -> bytes:
+    """Up to ``size`` bytes, read in chunks: one read(size) would reserve ``size`` bytes however short the file."""
+    chunks = []
+    while size > 0:
+        chunk = _read_exactly(handle, min(size, 16 * 2**20), path)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
     """One IDX file -> uint8 array of its declared shape."""
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 8:
-        raise InputError("IDX file is too short", path)
-    magic = int.from_bytes(data[:4], "big")
-    if magic not in (IMAGES_MAGIC, LABELS_MAGIC):
-        raise InputError(f"not an IDX file of unsigned bytes (magic {magic:#010x})", path)
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
-    if len(data) - header != expected:
-        raise InputError(f"IDX file holds {len(data) - header} bytes of data, its header promises {expected}", path)
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    if not path.is_file():
+        raise InputError("IDX file not found", path)
+    with opened(path) as raw:
+        compressed = _read_exactly(raw, 2, path) == GZIP_MAGIC
+        raw.seek(0)
+        handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        with handle:
+            head = _read_exactly(handle, 4, path)
+            if len(head) < 4:
+                raise InputError("IDX file is too short", path)
+            magic = int.from_bytes(head, "big")
+            if magic not in (IMAGES_MAGIC, LABELS_MAGIC):
+                raise InputError(f"not an IDX file of unsigned bytes (magic {magic:#010x})", path)
+            ndim = magic & 0xFF
+            sizes = _read_exactly(handle, 4 * ndim, path)
+            if len(sizes) < 4 * ndim:
+                raise InputError("IDX file is too short", path)
+            shape = tuple(int.from_bytes(sizes[4 * i : 4 * i + 4], "big") for i in range(ndim))
+            check_array_bytes(shape, 1, path, "IDX header")
+            expected = 1
+            for side in shape:
+                expected *= side  # Python integers: exact, where np.prod would overflow int64 and wrap
+            data = _read_upto(handle, expected + 1, path)
+    if len(data) != expected:
+        found = f"{len(data)}" if len(data) <= expected else "more"
+        raise InputError(f"IDX file holds {found} bytes of data, its header promises {expected}", path)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def _find(root: Path, prefix: str, kind: str) -> Path | None:
@@ -73,6 +107,7 @@ def read_idx_folder(root: str | Path, domain: str = "mnist") -> dict[str, DigitS
             raise InputError("IDX images must be 3-D and labels 1-D", images_path)
         if len(images) != len(labels):
             raise InputError(f"{len(images)} images but {len(labels)} labels in {labels_path.name}", images_path)
+        check_image_shape(images.shape, images_path, "IDX images")
         splits[split] = DigitSet(images[:, :, :, None].copy(), check_labels(labels, labels_path), domain)
     if not splits:
         raise InputError("no MNIST IDX files (train-images-idx3-ubyte[.gz], t10k-...) found", root)

@@ -1,16 +1,20 @@
 """SVHN cropped digits as released: ``train_32x32.mat`` / ``test_32x32.mat`` / ``extra_32x32.mat``.
 
-Each holds ``X`` (32, 32, 3, N) uint8 and ``y`` (N, 1) with 10 standing for the digit 0.
+Each holds ``X`` (32, 32, 3, N) uint8 and ``y`` (N, 1) with 10 standing for the digit 0 (a 0 is read as 0
+too, as some conversions write it). ``X`` of another type follows the pixel rule of ``checks.py``; ``y``
+must be whole numbers (strings, cells and structs are errors). Files are MATLAB v5 (v7.3 files are HDF5 and
+not supported). scipy's warnings about odd files are held back: the file is either read or refused.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from scipy.io import loadmat
 
-from diffadapt.data.formats.checks import check_labels
+from diffadapt.data.formats.checks import check_image_shape, check_labels, label_vector, to_uint8
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
 
@@ -22,20 +26,23 @@ def read_svhn_mat(path: str | Path) -> DigitSet:
     if not path.is_file():
         raise InputError("file not found", path)
     try:
-        contents = loadmat(path)
-    except Exception as exc:  # scipy raises several unrelated types for damaged files
-        raise InputError(f"not a readable .mat file ({type(exc).__name__}: {exc})", path) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            contents = loadmat(path, variable_names=("X", "y"))
+    except Exception as exc:  # noqa: BLE001 - scipy raises several unrelated types for damaged files
+        raise InputError(f"not a readable MATLAB v5 .mat file ({type(exc).__name__}: {exc})", path) from None
     if "X" not in contents or "y" not in contents:
-        found = ", ".join(k for k in contents if not k.startswith("__")) or "nothing"
-        raise InputError(f".mat file must hold arrays 'X' and 'y' (found {found})", path)
-    images, labels = np.asarray(contents["X"]), np.asarray(contents["y"]).reshape(-1)
+        raise InputError(".mat file must hold arrays 'X' and 'y'", path)
+    images, labels = np.asarray(contents["X"]), np.asarray(contents["y"])
     if images.ndim != 4 or images.shape[2] != 3:
         raise InputError(f"'X' must be (H, W, 3, N), got {images.shape}", path)
-    if images.shape[3] != len(labels):
-        raise InputError(f"'X' holds {images.shape[3]} images but 'y' {len(labels)} labels", path)
-    labels = np.where(labels == 10, 0, labels)
-    images = np.ascontiguousarray(np.transpose(images, (3, 0, 1, 2))).astype(np.uint8)
-    return DigitSet(images, check_labels(labels, path), "svhn")
+    images = np.transpose(images, (3, 0, 1, 2))
+    check_image_shape(images.shape, path, "'X'")
+    labels = label_vector(labels, len(images), path, "'y'")
+    if labels.dtype.kind in "iuf":
+        labels = np.where(labels == 10, 0, labels)
+    labels = check_labels(labels, path, what="'y'")
+    return DigitSet(np.ascontiguousarray(to_uint8(images, path, "'X'")), labels, "svhn")
 
 
 def is_svhn_folder(root: Path) -> bool:

@@ -1,0 +1,56 @@
+"""Training a digit model from a data source: the ``digits train`` flow (read, configure, train, save)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffadapt.data import TensorImages, read_source
+from diffadapt.data.sources import labelled_train
+from diffadapt.diffusion.checkpoint import DIGITS_KIND
+from diffadapt.diffusion.schedule import ScheduleConfig
+from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
+from diffadapt.diffusion.unet import UNetConfig
+from diffadapt.errors import InputError
+from diffadapt.io import CONFIG_FILE
+
+
+def train_digits(
+    data_spec: str, out: Path, train: dict[str, Any] | None = None, schedule: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None, size: int | None = None, resume: bool = False, stop_after: int = 0,
+    device: torch.device | None = None, progress: bool = True, tensorboard: str | Path | None = None,
+) -> TrainResult:
+    """Train a class-conditional UNet on the labelled training split of ``data_spec`` into ``out``.
+
+    ``train``, ``schedule`` and ``model`` override fields of TrainConfig, ScheduleConfig and UNetConfig (their
+    defaults otherwise); the image size and channels come from the data (``size`` resizes). ``resume``
+    continues the run in ``out`` with its own settings, ignoring the overrides.
+    """
+    out = Path(out)
+    if stop_after < 0:
+        raise InputError(f"stop_after must be 0 or more, got {stop_after}")
+    if size is not None and not 8 <= size <= 256:
+        raise InputError(f"size must be in 8..256, got {size}")
+    if resume:
+        config, model_config, schedule_config, train_config = resume_configs(out)
+        data_spec = config.get("data", {}).get("source")
+        if not isinstance(data_spec, str):
+            raise InputError("config has no data.source to resume from", out / CONFIG_FILE)
+    else:
+        if (out / CONFIG_FILE).exists():
+            raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
+        train_config = TrainConfig(**(train or {}))
+        schedule_config = ScheduleConfig(**(schedule or {}))
+    # A generative model has no use for a val split: it trains on the whole train split.
+    train_set = labelled_train(read_source(data_spec, seed=0))
+    if not train_set.labelled:
+        raise InputError("training a conditional model needs labelled images", data_spec)
+    if not resume:
+        model_config = UNetConfig(**{"image_size": size or train_set.size[0], "in_channels": train_set.channels, "num_classes": 10, **(model or {})})
+    device = device or torch.device("cpu")
+    data = TensorImages.from_digitset(train_set, size=model_config.image_size, device=device)
+    info = DataInfo(source=str(data_spec), domain=train_set.domain, channels=data.channels, size=model_config.image_size, num_images=len(data))
+    return train_diffusion(out, data, model_config, schedule_config, train_config, info, DIGITS_KIND, resume=resume, device=device,
+                           progress=progress, stop_after=stop_after, tensorboard=tensorboard)

@@ -1,0 +1,59 @@
+"""Training an unconditional face model: the ``faces train`` flow and the face UNet's shape policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffadapt.data.face_images import read_face_images
+from diffadapt.data.memory import TensorImages
+from diffadapt.diffusion.checkpoint import FACES_KIND
+from diffadapt.diffusion.schedule import ScheduleConfig
+from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
+from diffadapt.diffusion.unet import UNetConfig
+from diffadapt.errors import InputError
+from diffadapt.images import nhwc_to_nchw
+
+# Settings of a face run that differ from TrainConfig's digit-oriented defaults.
+FACE_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50.0, "batch_size": 64, "p_uncond": 0.0}
+FACE_SIZES = (32, 64, 128, 256)
+
+
+def face_model_config(size: int, base_channels: int = 64) -> UNetConfig:
+    """The face UNet for size x size images: four levels (1, 2, 2, 2) from 64 pixels up, three below,
+    attention on the second-to-last level (8x8 at 64 pixels), no classes."""
+    if size not in FACE_SIZES:
+        raise InputError(f"face size must be one of {', '.join(map(str, FACE_SIZES))}, got {size}")
+    levels = (1, 2, 2, 2) if size >= 64 else (1, 2, 2)
+    return UNetConfig(image_size=size, in_channels=3, base_channels=base_channels, channel_mults=levels, num_res_blocks=2,
+                      attention_levels=(len(levels) - 2,), num_classes=None, norm_groups=32)
+
+
+def train_faces(
+    images_source: str | Path, out: Path, size: int = 64, limit: int = 0, base_channels: int = 64, timesteps: int = 1000,
+    train: dict[str, Any] | None = None, resume: bool = False, device: torch.device | None = None, progress: bool = True,
+    tensorboard: str | Path | None = None,
+) -> TrainResult:
+    """Train an unconditional DDPM on a folder or .zip of face images (centre-cropped, resized) into ``out``."""
+    out = Path(out)
+    if limit < 0:
+        raise InputError(f"limit must be 0 (all) or more, got {limit}")
+    if resume:
+        config, model_config, schedule_config, train_config = resume_configs(out)
+        data = config.get("data", {})
+        images_source, size, limit = data.get("source"), data.get("size"), data.get("extra", {}).get("limit", 0)
+        if not isinstance(images_source, str) or not isinstance(size, int) or not isinstance(limit, int):
+            raise InputError("config's data section lacks source, size or limit to resume from", out / "config.json")
+    else:
+        if (out / "config.json").exists():
+            raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
+        model_config = face_model_config(size, base_channels)
+        schedule_config = ScheduleConfig(timesteps, 1e-4, 0.02)
+        train_config = TrainConfig(**{**FACE_TRAIN_DEFAULTS, **(train or {})})
+    images = read_face_images(images_source, size, limit)
+    data = TensorImages(nhwc_to_nchw(images), torch.full((len(images),), -1), "faces")
+    info = DataInfo(source=str(images_source), domain="faces", channels=3, size=size, num_images=len(data), extra={"limit": limit})
+    return train_diffusion(out, data, model_config, schedule_config, train_config, info, FACES_KIND, resume=resume,
+                           device=device or torch.device("cpu"), progress=progress, tensorboard=tensorboard)
