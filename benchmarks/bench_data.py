@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from common import print_table, require
 
 from diffadapt.data import DigitSet, TensorImages, read_source
-from diffadapt.data.prepare import write_course_layout
 from diffadapt.data.batches import epoch_batches
+from diffadapt.data.prepare import write_course_layout
 from diffadapt.images import uint8_to_model
 
 

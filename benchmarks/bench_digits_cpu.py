@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from common import print_table, require
 
 from diffadapt.cli import main as cli
@@ -80,15 +79,12 @@ def main() -> None:
         code = cli(["digits", "generate", str(out), "--device", "cpu", *extra])
         seconds = time.perf_counter() - start
         assert code == 0
-        from diffadapt.evaluate.generated import read_generated_folder, score_digits
-        from diffadapt.evaluate.judge import load_judge
-        from diffadapt.evaluate.lenet import load_course_classifier
+        from diffadapt.apps.digits.scoring import evaluate_folder
 
-        images, labels, _ = read_generated_folder(out)
-        scores = score_digits(images, labels, load_course_classifier(classifier), load_judge())
+        scores = evaluate_folder(out, classifier=classifier)
     rows.append(("1,000 graded images, shipped checkpoint (wall, incl. loading)", f"{seconds:.1f} s", "<= 300 s"))
     rows.append(("course classifier accuracy on them", f"{scores.overall * 100:.2f} %", ">= 98 %"))
-    rows.append(("judge accuracy / Fréchet distance", f"{scores.judge_accuracy * 100:.2f} % / {scores.frechet:.4f}", f"floor (1,000 real) {scores.floor_1000:.4f}"))
+    rows.append(("judge accuracy / Fréchet distance", f"{scores.judge_accuracy * 100:.2f} % / {scores.frechet:.4f}", f"floor (1,000 real) {scores.floor_at_n:.4f}"))
     plain, ours = training_step_times()
     rows.append(("training step, batch 256: plain eager fp32", f"{plain * 1000:.0f} ms", "-"))
     rows.append(("training step, batch 256: our trainer (loss, clip, AdamW, EMA)", f"{ours * 1000:.0f} ms ({ours / plain:.2f}x)", "<= 2x plain"))

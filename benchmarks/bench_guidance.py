@@ -16,13 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, require  # noqa: E402
 
-from diffadapt.cli.common import pick_device  # noqa: E402
 from diffadapt.apps.digits.generate import graded_labels, initial_noise, sample_digits, to_images  # noqa: E402
+from diffadapt.cli.common import pick_device  # noqa: E402
 from diffadapt.diffusion.models import load_model  # noqa: E402
 from diffadapt.evaluate.generated import score_digits  # noqa: E402
 from diffadapt.evaluate.judge import load_judge  # noqa: E402

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import machine, require
 
 from diffadapt.data import TensorImages, read_source

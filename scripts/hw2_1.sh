@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Course entry point, problem 1: 1,000 class-conditional digits as OUT_DIR/{digit}_{index:03d}.png.
-# Usage: bash scripts/hw2_1.sh OUT_DIR
+# Course entry point, problem 1: 1,000 class-conditional digits as OUT_DIR/{digit}_{index:03d}.png,
+# with the shipped model and its sampling defaults (see MODEL_CARD.md).
+# Usage: bash scripts/hw2_1.sh OUT_DIR [more `diffadapt digits generate` options, e.g. --device cuda]
 set -euo pipefail
-if [ "$#" -ne 1 ]; then echo "usage: $0 OUT_DIR" >&2; exit 2; fi
-exec diffadapt digits generate "$1" --per-class 100 --seed 0 --overwrite
+if [ "$#" -lt 1 ]; then echo "usage: $0 OUT_DIR [digits generate options]" >&2; exit 2; fi
+out="$1"; shift
+exec diffadapt digits generate "$out" --per-class 100 --seed 0 --overwrite "$@"

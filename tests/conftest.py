@@ -16,7 +16,7 @@ def shared_file(*parts: str) -> Path:
     """A file of ../shared/data, or skip the test with the reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data not available: {path} is absent (see ../shared/data/README.md)")
+        pytest.skip(f"real data not available: {path} is absent (README.md, section 'Getting the real data', says where it comes from)")
     return path
 
 
@@ -26,7 +26,10 @@ def run_cli(capsys):
     from diffadapt.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
+            code = int(exit_.code or 0)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

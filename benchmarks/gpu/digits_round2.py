@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/gpu/digits_round2.py --data .devdata/gpu --out "$OUT" --budget 540
 
-What the first attempt (session.py, stage 1-2) left: 44 TFLOP/s of training (goal 240), 99.3 % course
+What the first attempt (archive/session.py, stage 1-2) left: 44 TFLOP/s of training (goal 240), 99.3 % course
 accuracy and a judge Fréchet distance 7x the floor after 60 s (goals 99.5 %, 2x), DDIM 50 in 2.4 s and
 DDPM 400 in 19.2 s for 1,000 guided images (goals 0.5 s, 3 s). This script:
   1. probe: a short eager bf16 channels_last training and inference timing of each candidate UNet (the
@@ -22,6 +22,7 @@ the rest still runs. --smoke rehearses everything on the CPU at a tiny scale.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -37,10 +38,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from session import Results, elapsed, load_mnistm, log, score, synchronize  # noqa: E402
-from session import generate as session_generate  # noqa: E402
+from pack_data import unpack_webp  # noqa: E402
 
+from diffadapt.apps.digits.generate import generate_images  # noqa: E402
 from diffadapt.diffusion.unet import UNetConfig  # noqa: E402
+from diffadapt.evaluate.generated import score_digits  # noqa: E402
+from diffadapt.images import nhwc_to_nchw  # noqa: E402
 
 CANDIDATES = {
     "default": UNetConfig(),
@@ -59,6 +62,61 @@ QUALITY_SETTINGS = [
     ("ddim", 50, 0.0, 4.0, (100, 405)), ("ddim", 25, 1.0, 4.0, None), ("ddpm", 500, 1.0, 4.0, None),
     ("ddpm", 500, 1.0, 4.0, (100, 405)), ("ddpm", 500, 1.0, 3.0, (56, 405)),
 ]
+
+
+START = time.perf_counter()
+
+
+def elapsed() -> float:
+    return time.perf_counter() - START
+
+
+def log(message: str) -> None:
+    print(f"[{elapsed():7.1f}s] {message}", flush=True)
+
+
+class Results:
+    """results.json, rewritten after every stage so that a call cut by its deadline still returns what it measured."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict = {"stages": {}, "errors": {}}
+
+    def stage(self, name: str, values: dict) -> None:
+        self.data["stages"][name] = values
+        self.save()
+
+    def error(self, name: str) -> None:
+        self.data["errors"][name] = traceback.format_exc()[-3000:]
+        self.save()
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=2, default=str))
+
+
+def load_mnistm(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    archive = np.load(data_dir / "mnistm_train_webp.npz")
+    return unpack_webp(archive["data"], archive["offsets"]), archive["y"].astype(np.int64)
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def session_generate(loaded, sampler, guidance, seed: int = 0, per_class: int = 100, batch: int = 1000):
+    """per_class graded images per digit, timed: (uint8 NHWC, labels, seconds)."""
+    synchronize()
+    start = time.perf_counter()
+    images, labels = generate_images(loaded, per_class, sampler, guidance, seed, batch, progress=False)
+    synchronize()
+    return images, labels.numpy(), time.perf_counter() - start
+
+
+def score(images: np.ndarray, labels: np.ndarray, classifier, judge) -> dict:
+    scores = score_digits(nhwc_to_nchw(images), labels, classifier, judge)
+    return {"course_accuracy": scores.overall, "per_class": scores.per_class, "judge_accuracy": scores.judge_accuracy,
+            "frechet": scores.frechet, "floor_halves": scores.floor_halves, "floor_1000": scores.floor_at_n}
 
 
 def probe(name: str, config: UNetConfig, device: torch.device, batch: int, seconds: float) -> dict:

@@ -39,6 +39,11 @@ def nchw_to_nhwc(images: torch.Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
+def model_to_nhwc(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) float in [-1, 1] (clipped) -> (N, H, W, C) uint8 numpy array: samples as images."""
+    return nchw_to_nhwc(model_to_uint8(images))
+
+
 def nhwc_to_nchw(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, C) uint8 numpy array -> (N, C, H, W) uint8 tensor."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()

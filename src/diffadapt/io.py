@@ -152,6 +152,21 @@ def write_json_atomic(path: str | Path, document: Any) -> None:
     write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False, default=str) + "\n")
 
 
+def check_output_folder(path: str | Path, overwrite: bool = False) -> None:
+    """The checks :func:`atomic_dir` makes, for a command to run before its work: ``path`` is absent, an
+    empty folder, or (with ``overwrite``) a folder to replace; no file stands where a parent folder must be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a folder", path)
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise InputError("output folder is not empty (pass --overwrite to replace it)", path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write here: {parent} is a file, not a folder", path)
+            break
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; move it onto ``path`` if the block succeeds.
@@ -160,10 +175,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     A non-empty ``path`` is an error unless ``overwrite`` is set, in which case it is replaced whole.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError("exists and is not a folder", path)
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise InputError("output folder is not empty (pass --overwrite to replace it)", path)
+    check_output_folder(path, overwrite)
     _prepare_parent(path)
     remove_stale_temporaries(path)
     try:

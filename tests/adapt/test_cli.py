@@ -82,8 +82,8 @@ def test_refuses_to_overwrite_a_trained_seed(run_cli, runs):
 
 def test_predict_frames_images_as_the_run_was_trained(run_cli, tmp_path):
     """A run of the ``matched`` recipe puts USPS digits in a 20-pixel box; predict must do the same to a folder."""
-    from diffadapt.apps.adaptation.runs import load_domain, load_run
     from diffadapt.adapt.trainer import evaluate
+    from diffadapt.apps.adaptation.runs import load_domain, load_run
 
     code, out, _ = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--recipe", "matched",
                            "--out", tmp_path / "ours", "--epochs", "1", "--batch-size", "128", "--no-progress")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from diffadapt.adapt.config import preset
-from diffadapt.apps.adaptation.runs import load_domain
 from diffadapt.adapt.trainer import train_adaptation
+from diffadapt.apps.adaptation.runs import load_domain
 from diffadapt.data.memory import TensorImages
 
 

@@ -88,7 +88,7 @@ def test_usps_h5(tmp_path, rng):
 def test_usps_libsvm_bz2(tmp_path, rng):
     values = rng.uniform(-1, 1, size=(4, 256)).round(6)
     labels = np.array([1, 10, 3, 5])  # LIBSVM's USPS labels digit d as d + 1
-    text = "\n".join(f"{l} " + " ".join(f"{i + 1}:{v}" for i, v in enumerate(row)) for l, row in zip(labels, values)) + "\n"
+    text = "\n".join(f"{label} " + " ".join(f"{i + 1}:{v}" for i, v in enumerate(row)) for label, row in zip(labels, values)) + "\n"
     (tmp_path / "usps.bz2").write_bytes(bz2.compress(text.encode()))
     (tmp_path / "usps.t.bz2").write_bytes(bz2.compress(text.encode()))
     splits = read_source(tmp_path)
@@ -197,7 +197,7 @@ def test_idx_gzip_recognised_without_suffix(tmp_path, rng):
 
 
 def test_course_subfolder_inside_data(tmp_path, rng):
-    images, labels = random_digits(rng, 2)
+    images, _ = random_digits(rng, 2)
     (tmp_path / "svhn" / "data" / "sub").mkdir(parents=True)
     for i, image in enumerate(images):
         write_png(tmp_path / "svhn" / "data" / "sub" / f"{i}.png", image)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffadapt.diffusion.course_unet import CourseFaceUNet, golden_weights
 from diffadapt.apps.faces.models import load_noise
+from diffadapt.diffusion.course_unet import CourseFaceUNet, golden_weights
 from diffadapt.errors import InputError
 from tests.diffusion.helpers import embedded_classes, train_tiny
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffadapt.data import load_embedded
 from diffadapt.apps.digits.generate import graded_names, initial_noise, sample_digits, to_images
+from diffadapt.data import load_embedded
 from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.sampler import SamplerConfig
 from tests.diffusion.helpers import embedded_classes, train_tiny

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from diffadapt.data import TensorImages, read_source
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint
-from diffadapt.diffusion.train import epoch_order, learning_rate, TrainConfig
+from diffadapt.diffusion.train import TrainConfig, epoch_order, learning_rate
 from diffadapt.errors import InputError
 from tests.conftest import shared_file
 from tests.diffusion.helpers import embedded_classes, train_tiny
@@ -40,6 +41,23 @@ def test_resume_continues_bit_for_bit(tmp_path):
     state_b = torch.load(tmp_path / "split" / "state.pt", weights_only=True)
     for key in state_a["model"]:
         assert torch.equal(state_a["model"][key], state_b["model"][key]), key
+
+
+def test_training_leaves_its_curves(tmp_path):
+    data = embedded_classes("mnist", (3, 4))
+    train_tiny(tmp_path / "run", data, steps=12, log_every=4)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12]
+    assert all(float(r["loss"]) > 0 and float(r["lr"]) > 0 and float(r["images_per_s"]) > 0 for r in rows)
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 5000
+
+
+def test_resume_keeps_the_earlier_curve(tmp_path):
+    data = embedded_classes("mnist", (3, 4))
+    train_tiny(tmp_path / "run", data, steps=12, log_every=4, checkpoint_every=4, stop_after=8)
+    train_tiny(tmp_path / "run", data, steps=12, log_every=4, checkpoint_every=4, resume=True)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12]
 
 
 def test_checkpoint_config_saved_next_to_weights(tmp_path):

@@ -108,7 +108,7 @@ def course_csvs(draw) -> bytes:
     header = draw(st.sampled_from(["image_name,label", "image_name,label,extra", "label,image_name", "", "\ufeffimage_name,label"]))
     rows = draw(st.lists(st.tuples(_NAMES, _LABELS), max_size=6))
     quote = draw(st.booleans())
-    lines = [header] + [(f'"{n}","{l}"' if quote else f"{n},{l}") for n, l in rows]
+    lines = [header] + [(f'"{n}","{label}"' if quote else f"{n},{label}") for n, label in rows]
     return ("\n".join(lines) + "\n").encode("utf-8", errors="surrogatepass")
 
 
@@ -159,7 +159,7 @@ _MNISTM_LINES = st.lists(st.tuples(st.one_of(st.sampled_from(["00000000.png", "0
 
 
 @given(data=st.one_of(file_bytes(b"00000000.png 5\n00000001.png 0\n00000002.png 9\n", max_random=128),
-                      _MNISTM_LINES.map(lambda rows: "\n".join(f"{n} {l}" for n, l in rows).encode("utf-8", errors="surrogatepass"))))
+                      _MNISTM_LINES.map(lambda rows: "\n".join(f"{n} {label}" for n, label in rows).encode("utf-8", errors="surrogatepass"))))
 def test_fuzz_mnistm_labels(scratch, data):
     root = _mnistm_root(scratch)
     (root / "mnist_m_train_labels.txt").write_bytes(data)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from diffadapt.errors import InputError
 from diffadapt.apps.report.browser import find_chromium, inspect_page
 from diffadapt.apps.report.config import AdaptPart, DDIMPart, DigitsPart, ReportConfig, load_report_config
 from diffadapt.apps.report.pipeline import build_report
+from diffadapt.errors import InputError
 from tests.diffusion.helpers import embedded_classes, train_tiny
 
 

@@ -9,12 +9,17 @@ import numpy as np
 
 from diffadapt.data.memory import convert_images
 from diffadapt.data.sources import read_source
+from diffadapt.errors import InputError
 from diffadapt.images import nchw_to_nhwc, nhwc_to_nchw
 from diffadapt.viz.grid import save_grid
 
 
 def preview_grid(sources: Sequence[str], out: str | Path, per_domain: int = 16, seed: int = 0, size: int = 28) -> Path:
-    """One row per source: the first ``per_domain`` images of a class-balanced draw from its first split."""
+    """One row per source: ``per_domain`` images drawn at random from its train split (else its first)."""
+    if not 1 <= per_domain <= 256:
+        raise InputError(f"per-domain count must be in 1..256, got {per_domain}")
+    if not sources or len(sources) > 32:
+        raise InputError(f"preview 1 to 32 sources, got {len(sources)}")
     rows, labels = [], []
     rng = np.random.default_rng(seed)
     for source in sources:

@@ -19,10 +19,17 @@ from diffadapt.errors import InputError
 from diffadapt.io import terminate_as_interrupt
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the toolkit's error contract: a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from diffadapt.cli import adapt, data, demo, digits, faces
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="diffadapt",
         description="Class-conditional diffusion, DDIM sampling and domain adaptation on small images.",
     )

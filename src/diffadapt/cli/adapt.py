@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from diffadapt.adapt.config import AdaptConfig
-from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device
+from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device, seed_number, whole_number
 
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
@@ -48,8 +48,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p = add_command(commands, "tsne", run_tsne, "t-SNE of extractor features on both domains' val images, by class and by domain.")
     p.add_argument("run")
     p.add_argument("--out", default=None, help="folder for the two figures (default: the run's seed folder)")
-    p.add_argument("--per-domain", type=int, default=2000, help="val images per domain (0: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-domain", type=whole_number, default=2000, help="val images per domain (0: all)")
+    p.add_argument("--seed", type=seed_number, default=0)
 
 
 def run_train(args: argparse.Namespace) -> int:

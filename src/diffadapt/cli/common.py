@@ -41,6 +41,14 @@ def finite_float(text: str) -> float:
     return value
 
 
+def seed_number(text: str) -> int:
+    """A seed: a whole number in 0 .. 2^31 - 1."""
+    value = whole_number(text)
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..2147483647, got {text!r}")
+    return value
+
+
 def whole_number(text: str) -> int:
     try:
         return int(text)
@@ -101,7 +109,7 @@ def add_setting(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag:
     annotation = field_annotation(config, name)
     text = help if help is not None else field_help(config, name)
     shown = default_text if default_text is not None else _default_text(field_default(config, name))
-    full_help = f"{text} (default: {shown})" if text else f"default: {shown}"
+    full_help = (f"{text} (default: {shown})" if text else f"default: {shown}").replace("%", "%%")  # argparse formats help with %
     if annotation is bool:
         return parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
     kind, choices = _parser_for(annotation)

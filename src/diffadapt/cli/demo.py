@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from diffadapt.cli.common import seed_number
+
 EXAMPLE = "examples/report.toml"
 
 
@@ -11,7 +13,7 @@ def register(families: argparse._SubParsersAction) -> None:
     text = "Run all three parts on the embedded data at a small scale; write DIR/index.html."
     p = families.add_parser("demo", help=text, description=text)
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     p.set_defaults(handler=run_demo)

@@ -6,7 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
-from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_timestep_interval, pick_device
+from diffadapt.cli.common import (
+    add_command,
+    add_family,
+    add_setting,
+    finite_float,
+    given,
+    parse_timestep_interval,
+    pick_device,
+    seed_number,
+    whole_number,
+)
 from diffadapt.device import PRECISIONS
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.schedule import ScheduleConfig
@@ -38,16 +48,16 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--ckpt", default=None,
                    help="run folder of a trained model, or a diffusers folder written by `digits export` (default: the shipped checkpoint)")
-    p.add_argument("--seed", type=int, default=0, help="fixes the initial noise and the per-step noise (default: 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="fixes the initial noise and the per-step noise (default: 0)")
     add_setting(p, "--method", SamplerConfig, default_text=checkpoint_default("method"))
     add_setting(p, "--steps", SamplerConfig, default_text=checkpoint_default("steps"))
     add_setting(p, "--eta", SamplerConfig, default_text=checkpoint_default("eta"))
-    p.add_argument("--guidance", type=float, default=None, metavar="S",
+    p.add_argument("--guidance", type=finite_float, default=None, metavar="S",
                    help=f"classifier-free guidance scale s (s = 1 + w of the (1 + w) eps_c - w eps_u form) (default: {checkpoint_default('guidance')})")
     p.add_argument("--guidance-interval", type=parse_timestep_interval, default=None, metavar="LO:HI",
                    help="apply guidance only at timesteps LO..HI (0-based, inclusive), the conditional model elsewhere; "
                    f"'all' for every step (default: {checkpoint_default('guidance_interval') if shipped.get('guidance_interval') else 'the checkpoint; the shipped model: all'})")
-    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass (memory only: results do not depend on it) (default: 500)")
+    p.add_argument("--batch-size", type=whole_number, default=500, help="images per forward pass (memory only: results do not depend on it) (default: 500)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
 
@@ -59,8 +69,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="mnistm", help="source of training images (default: embedded mnistm)")
     p.add_argument("--out", required=True, help="run folder for checkpoints, config, metrics.csv and curves.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--stop-after", type=int, default=0, help="end this invocation after N steps; --resume finishes the run")
-    p.add_argument("--size", type=int, default=None, help="resize images to SIZE x SIZE (default: as stored)")
+    p.add_argument("--stop-after", type=whole_number, default=0, help="end this invocation after N steps; --resume finishes the run")
+    p.add_argument("--size", type=whole_number, default=None, help="resize images to SIZE x SIZE (default: as stored)")
     for name in TRAIN_SETTINGS:
         add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
     for name, flag in SCHEDULE_SETTINGS.items():
@@ -73,7 +83,7 @@ def register(families: argparse._SubParsersAction) -> None:
 
     p = add_command(commands, "generate", run_generate, "Write N images per digit as {digit}_{index:03d}.png (the graded format).")
     p.add_argument("out_dir")
-    p.add_argument("--per-class", type=int, default=100)
+    p.add_argument("--per-class", type=whole_number, default=100)
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     add_sampling_options(p)
 
@@ -83,7 +93,7 @@ def register(families: argparse._SubParsersAction) -> None:
 
     p = add_command(commands, "reverse", run_reverse, "Write the reverse process of the grid's first image of a digit at six timesteps.")
     p.add_argument("out_png")
-    p.add_argument("--digit", type=int, default=0)
+    p.add_argument("--digit", type=whole_number, default=0)
     add_sampling_options(p)
 
     p = add_command(commands, "evaluate", run_evaluate, "Score a folder of generated digits: accuracy, Fréchet distance, accuracy score.")
@@ -99,8 +109,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p = add_command(commands, "train-judge", run_train_judge, "Train our digit judge classifier on a real domain; it supplies the Fréchet features.")
     p.add_argument("--data", required=True, help="real labelled digits with a test split (e.g. mnistm28.npz)")
     p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=whole_number, default=6)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--device", default="auto")
 
     p = add_command(commands, "export", run_export, "Write a digit checkpoint as a diffusers folder (UNet2DModel with class embeddings + scheduler).")

@@ -6,7 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_float_list, pick_device
+from diffadapt.cli.common import (
+    add_command,
+    add_family,
+    add_setting,
+    finite_float,
+    given,
+    parse_float_list,
+    pick_device,
+    seed_number,
+    whole_number,
+)
 from diffadapt.device import PRECISIONS
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.train import TrainConfig
@@ -15,7 +25,7 @@ FACE_TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "see
 
 
 def add_runtime(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="per-step noise of stochastic sampling; the digits' noise with --ckpt (default: 0)")
+    p.add_argument("--seed", type=seed_number, default=0, help="per-step noise of stochastic sampling; the digits' noise with --ckpt (default: 0)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default, as graded), bf16, or auto")
 
@@ -25,9 +35,9 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--unet", default=None, help="course UNet.pt, a diffusers UNet2DModel folder, or a faces run")
     source.add_argument("--noise-dir", default=None, help="folder of .pt noise tensors (with --unet)")
     source.add_argument("--ckpt", default=None, help="a digit run folder, or 'default' for the shipped digit model")
-    source.add_argument("--digit", type=int, default=0, help="class to draw with a digit checkpoint (default: 0)")
-    source.add_argument("--guidance", type=float, default=None, help="guidance scale for a digit checkpoint (default: the figure's, see --help of the command)")
-    add_setting(p, "--steps", SamplerConfig, default_text="50")
+    source.add_argument("--digit", type=whole_number, default=0, help="class to draw with a digit checkpoint (default: 0)")
+    source.add_argument("--guidance", type=finite_float, default=None, help="guidance scale for a digit checkpoint (default: the checkpoint's)")
+    add_setting(p, "--steps", SamplerConfig, default_text="50 for a face UNet, 10 for a digit checkpoint (see MODEL_CARD.md)")
     add_runtime(p)
 
 
@@ -42,14 +52,14 @@ def register(families: argparse._SubParsersAction) -> None:
     add_setting(p, "--eta", SamplerConfig, default_text="0, as graded")
     add_setting(p, "--steps", SamplerConfig, default_text="50, as graded")
     p.add_argument("--gt", default=None, help="folder of ground-truth NN.png: print per-image and mean MSE (0..255)")
-    p.add_argument("--batch-size", type=int, default=10, help="images per forward pass (memory only) (default: 10)")
+    p.add_argument("--batch-size", type=whole_number, default=10, help="images per forward pass (memory only) (default: 10)")
     p.add_argument("--overwrite", action="store_true")
     add_runtime(p)
 
     p = add_command(commands, "eta-grid", run_eta_grid, "Rows: DDIM with eta = 0 ... 1; columns: four noises (the report's DDIM figure).")
     p.add_argument("out_png")
     p.add_argument("--etas", type=parse_float_list, default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    p.add_argument("--noises", type=int, default=4, help="how many noises (columns) (default: 4)")
+    p.add_argument("--noises", type=whole_number, default=4, help="how many noises (columns) (default: 4)")
     add_model_source(p)
 
     p = add_command(commands, "interpolate", run_interpolate, "slerp and linear rows between two noises, alpha = 0.0 ... 1.0.")
@@ -61,10 +71,10 @@ def register(families: argparse._SubParsersAction) -> None:
     p = add_command(commands, "train", run_train, "Train an unconditional DDPM on a folder (or .zip) of face images.")
     p.add_argument("image_dir", help="folder or .zip of images (any size; centre-cropped and resized)")
     p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=64, help="image side: 32, 64, 128 or 256 (default: 64)")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images (default: all)")
-    p.add_argument("--timesteps", type=int, default=1000, help="T of the linear schedule (default: 1000)")
-    p.add_argument("--base-channels", type=int, default=64, help="channels of the first level (default: 64)")
+    p.add_argument("--size", type=whole_number, default=64, help="image side, 16..256, halvable three times (four from 64) (default: 64)")
+    p.add_argument("--limit", type=whole_number, default=0, help="use only the first N images (default: all)")
+    p.add_argument("--timesteps", type=whole_number, default=1000, help="T of the linear schedule (default: 1000)")
+    p.add_argument("--base-channels", type=whole_number, default=64, help="channels of the first level (default: 64)")
     for name in FACE_TRAIN_SETTINGS:
         add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
     p.add_argument("--resume", action="store_true")
@@ -73,9 +83,9 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def model_and_noises(args: argparse.Namespace, count: int, figure: str):
-    """(NoiseModel, noises (count, C, H, W), column names, image rule, spacing) from --unet/--noise-dir or --ckpt."""
-    from diffadapt.apps.faces.models import digit_figure_model, load_face_model, load_noise_dir, to_graded_images
+def figure_inputs(args: argparse.Namespace, count: int):
+    """The figure's model, noises, image rule, steps and spacing, from --unet/--noise-dir or --ckpt."""
+    from diffadapt.apps.faces.models import digit_figure_inputs, face_figure_inputs
     from diffadapt.errors import InputError
 
     if not 1 <= count <= 64:
@@ -87,14 +97,10 @@ def model_and_noises(args: argparse.Namespace, count: int, figure: str):
         if not 0 <= args.digit <= 9:
             raise InputError(f"--digit must be in 0..9, got {args.digit}")
         loaded = load_model(None if args.ckpt == "default" else args.ckpt, device=device, precision=args.precision)
-        return digit_figure_model(loaded, args.digit, count, args.seed, args.guidance, figure)
+        return digit_figure_inputs(loaded, args.digit, count, args.seed, args.guidance, args.steps)
     if args.unet is None or args.noise_dir is None:
         raise InputError("give --unet and --noise-dir (face model) or --ckpt (digit model)")
-    model = load_face_model(args.unet, device, args.precision)
-    names, noises = load_noise_dir(args.noise_dir)
-    if len(noises) < count:
-        raise InputError(f"needs {count} noise files, found {len(noises)}", args.noise_dir)
-    return model, noises[:count], names[:count], to_graded_images, "leading"
+    return face_figure_inputs(args.unet, args.noise_dir, count, device, args.precision, args.steps)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -144,10 +150,9 @@ def run_eta_grid(args: argparse.Namespace) -> int:
 
     if not args.etas or any(not 0 <= e <= 1 for e in args.etas) or len(args.etas) > 16:
         raise InputError(f"--etas: 1 to 16 values in 0..1, got {args.etas}")
-    model, noises, names, rule, spacing = model_and_noises(args, args.noises, "eta-grid")
-    steps = 50 if args.steps is None else args.steps
-    path = eta_grid(model, noises, names, rule, Path(args.out_png), etas=args.etas, steps=steps, seed=args.seed,
-                    title=f"DDIM {steps} steps ({spacing}), {model.name}", spacing=spacing)
+    f = figure_inputs(args, args.noises)
+    path = eta_grid(f.model, f.noises, f.names, f.to_images, Path(args.out_png), etas=args.etas, steps=f.steps, seed=args.seed,
+                    title=f"DDIM {f.steps} steps ({f.spacing}), {f.model.name}", spacing=f.spacing)
     print(f"wrote {path}")
     return 0
 
@@ -158,11 +163,10 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
     if not args.alphas or any(not 0 <= a <= 1 for a in args.alphas) or len(args.alphas) > 32:
         raise InputError(f"--alphas: 1 to 32 values in 0..1, got {args.alphas}")
-    model, noises, _, rule, spacing = model_and_noises(args, 2, "interpolate")
-    steps = 50 if args.steps is None else args.steps
+    f = figure_inputs(args, 2)
     method = args.method or "ddim"
-    path = interpolation_rows(model, noises[:1], noises[1:2], rule, Path(args.out_png), alphas=args.alphas, steps=steps, method=method,
-                              spacing=spacing, title=f"{method} {steps} steps ({spacing}), {model.name}: noise 0 -> noise 1")
+    path = interpolation_rows(f.model, f.noises[:1], f.noises[1:2], f.to_images, Path(args.out_png), alphas=args.alphas, steps=f.steps,
+                              method=method, spacing=f.spacing, title=f"{method} {f.steps} steps ({f.spacing}), {f.model.name}: noise 0 -> noise 1")
     print(f"wrote {path}")
     return 0
 

@@ -11,6 +11,7 @@ import torch
 
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
+from diffadapt.diffusion.ddim import Spacing
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
 from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance
 from diffadapt.diffusion.sampler import Method, SamplerConfig
@@ -33,6 +34,7 @@ class SamplingDefaults(Settings):
     method: Method = described("ddim", "sampling method")
     steps: int = number(50, at_least=1, at_most=100_000, help="solver steps")
     eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM eta")
+    spacing: Spacing = described("leading", "timestep spacing")
     clip_x0: bool = described(True, "clip the predicted x0 to [-1, 1]")
     guidance: float = number(2.0, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale s")
     guidance_interval: tuple[int, ...] | None = described(None, "timesteps [lo, hi] where guidance applies (None: all)")
@@ -86,7 +88,7 @@ class LoadedModel:
         d = self.defaults
         config = SamplerConfig(
             method=method if method is not None else d.method, steps=steps if steps is not None else d.steps,
-            eta=eta if eta is not None else d.eta, clip_x0=d.clip_x0,
+            eta=eta if eta is not None else d.eta, spacing=d.spacing, clip_x0=d.clip_x0,
         )
         config.timesteps(self.schedule)  # steps within the schedule's T
         return config

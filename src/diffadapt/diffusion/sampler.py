@@ -77,6 +77,12 @@ class SamplerConfig(Settings):
         return text + f", eta {self.eta:g}" if self.method == "ddim" else text
 
 
+def initial_noise(count: int, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
+    """(count, C, H, W) float32 x_T from a CPU generator: the same for a seed on every device and batch size
+    (sample i's noise depends on i and the seed alone)."""
+    return torch.randn((count, *shape), generator=torch.Generator().manual_seed(seed))
+
+
 def per_sample_generators(seed: int, indices: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
     """One generator per sample for the per-step noise of stochastic samplers (DDPM, DDIM with eta > 0),
     seeded by (seed, sample index): a sample is the same whatever the batch size or the samples beside it."""

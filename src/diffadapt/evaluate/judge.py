@@ -204,8 +204,8 @@ def train_judge_from_source(data: str | Path, out: Path, epochs: int, seed: int,
     config = JudgeTrainConfig(epochs=epochs, seed=seed)
     train = TensorImages.from_digitset(splits["train"], channels=3, size=28)
     test = TensorImages.from_digitset(splits["test"], channels=3, size=28)
-    if len(test) < 2 * max(FLOOR_SIZES):
-        raise InputError(f"the judge's test split needs at least {2 * max(FLOOR_SIZES)} images for its floors, found {len(test)}", data)
+    if len(test) < 2 * min(FLOOR_SIZES):
+        raise InputError(f"the judge's test split needs at least {2 * min(FLOOR_SIZES)} images for its floors, found {len(test)}", data)
     start = time.perf_counter()
     model = train_judge(train.images, train.labels, config, device).cpu()
     _, predictions = judge_features(model, test.images)
@@ -214,5 +214,6 @@ def train_judge_from_source(data: str | Path, out: Path, epochs: int, seed: int,
     info = {"data": str(data), "domain": splits["train"].domain, "num_train": len(train), "num_test": len(test), "test_accuracy": accuracy,
             "train_config": config.to_dict(), "train_seconds": time.perf_counter() - start, "device": device.type}
     save_judge(out, model, stats, info)
+    floors = ", ".join(f"{n}-vs-rest {value:.3f}" for n, value in stats["floors_by_size"].items())
     return (f"judge test accuracy {accuracy * 100:.2f}% on {len(test)} real {splits['train'].domain} test images; "
-            f"floors: halves {stats['floor_halves']:.3f}, 1000-vs-rest {stats['floor_1000']:.3f}; saved to {out}")
+            f"floors: halves {stats['floor_halves']:.3f}, {floors}; saved to {out}")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import torch
 
@@ -42,15 +42,22 @@ class DomainData:
     val: TensorImages
 
 
-def load_domain(spec: str, channels: int, size: int, box: int = 0) -> DomainData:
+DomainSource = Union[str, Path, DigitSet, dict]  # a source spec (path or embedded name), or images in memory
+
+
+def load_domain(spec: DomainSource, channels: int, size: int, box: int = 0) -> DomainData:
     """A domain's train and val splits as tensors of the asked channels and size (val never trains);
     ``box`` > 0 puts each image in a centred box of that side (see data/layout.py)."""
     return _to_tensors(spec, *_read_splits(spec), channels, size, box)
 
 
-def load_pair(source_spec: str, target_spec: str, config: AdaptConfig) -> tuple[DomainData, DomainData, AdaptConfig]:
+def load_pair(source_spec: DomainSource, target_spec: DomainSource, config: AdaptConfig) -> tuple[DomainData, DomainData, AdaptConfig]:
     """Both domains of a run, prepared as ``config`` asks; with ``frame="match"`` the boxes that bring the
-    two domains' digits to one height are resolved here and returned in the config."""
+    two domains' digits to one height are resolved here and returned in the config.
+
+    A domain is a source spec (any format ``data.read_source`` reads, or an embedded domain's name) or images
+    in memory: a :class:`DigitSet` (its train split; val is carved out of it) or ``{split: DigitSet}``.
+    """
     source_splits, target_splits = _read_splits(source_spec), _read_splits(target_spec)
     boxes = matching_boxes(source_splits[0].domain, target_splits[0].domain, config.size) if config.frame == "match" else (0, 0)
     config = replace(config, source_box=boxes[0], target_box=boxes[1])
@@ -59,16 +66,23 @@ def load_pair(source_spec: str, target_spec: str, config: AdaptConfig) -> tuple[
     return source, target, config
 
 
-def _read_splits(spec: str) -> tuple[DigitSet, DigitSet]:
-    train, val = train_val(read_source(spec), seed=0)
+def _read_splits(spec: DomainSource) -> tuple[DigitSet, DigitSet]:
+    if isinstance(spec, DigitSet):
+        splits = {"train": spec}
+    elif isinstance(spec, dict):
+        splits = spec
+    else:
+        splits = read_source(spec)
+    train, val = train_val(splits, seed=0)
     if not train.labelled or not val.labelled:
         raise InputError("domain adaptation needs labelled domains (a target's labels are used for reporting only)", spec)
     return train, val
 
 
-def _to_tensors(spec: str, train: DigitSet, val: DigitSet, channels: int, size: int, box: int) -> DomainData:
+def _to_tensors(spec: DomainSource, train: DigitSet, val: DigitSet, channels: int, size: int, box: int) -> DomainData:
+    text = str(spec) if isinstance(spec, (str, Path)) else f"in-memory {train.domain} images"
     return DomainData(
-        str(spec), train.domain,
+        text, train.domain,
         TensorImages.from_digitset(train, channels=channels, size=size, box=box),
         TensorImages.from_digitset(val, channels=channels, size=size, box=box),
     )
@@ -116,7 +130,7 @@ def check_free(out: Path, seeds: Sequence[int]) -> None:
 
 
 def train_runs(
-    source_spec: str, target_spec: str, config: AdaptConfig, out: Path, seeds: Sequence[int], device: torch.device,
+    source_spec: DomainSource, target_spec: DomainSource, config: AdaptConfig, out: Path, seeds: Sequence[int], device: torch.device,
     progress: bool = True, report: Any = print, pair: tuple[DomainData, DomainData, AdaptConfig] | None = None,
 ) -> list[AdaptResult]:
     """Train ``config`` once per seed into ``out/seed{S}/`` (the ``adapt train`` flow).

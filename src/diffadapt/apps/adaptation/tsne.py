@@ -10,10 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from openTSNE import TSNE  # noqa: E402
 
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise  # noqa: E402
-from diffadapt.apps.adaptation.runs import LoadedRun, load_domain  # noqa: E402
+from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_domain  # noqa: E402
 from diffadapt.data.memory import TensorImages  # noqa: E402
 from diffadapt.io import atomic_path  # noqa: E402
 
@@ -29,6 +28,9 @@ def extract(run: LoadedRun, data: TensorImages, stats: DomainStats) -> np.ndarra
 
 def embed(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """(N, D) -> (N, 2) with openTSNE's FFT-accelerated t-SNE (perplexity 30)."""
+    # Imported here: openTSNE pulls in scikit-learn and SciPy (seconds), which nothing else on this path needs.
+    from openTSNE import TSNE
+
     perplexity = min(30.0, max(1.0, (len(features) - 1) / 3))
     return np.asarray(TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=-1, verbose=False).fit(features))
 
@@ -58,11 +60,16 @@ def scatter(points: np.ndarray, colours: np.ndarray, names: list[str], title: st
     return out
 
 
-def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: int = 0) -> tuple[Path, Path]:
-    """Two figures for one run: features of source val and target val images by class and by domain."""
+def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: int = 0,
+                 domains: tuple[DomainSource, DomainSource] | None = None) -> tuple[Path, Path]:
+    """Two figures for one run: features of source val and target val images by class and by domain.
+
+    ``domains``: the run's (source, target) again, for a run trained on images in memory (default: read from
+    the specs the run saved)."""
     config, document = run.config, run.document
-    source = load_domain(document["source"]["spec"], config.channels, config.size, config.source_box)
-    target = load_domain(document["target"]["spec"], config.channels, config.size, config.target_box)
+    source_spec, target_spec = domains or (document["source"]["spec"], document["target"]["spec"])
+    source = load_domain(source_spec, config.channels, config.size, config.source_box)
+    target = load_domain(target_spec, config.channels, config.size, config.target_box)
     source_val, target_val = subsample(source.val, per_domain, seed), subsample(target.val, per_domain, seed + 1)
     features = np.concatenate([extract(run, source_val, run.source_stats), extract(run, target_val, run.target_stats)])
     points = embed(features, seed)

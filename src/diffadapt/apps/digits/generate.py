@@ -10,18 +10,13 @@ import torch
 
 from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import LoadedModel
-from diffadapt.diffusion.sampler import SamplerConfig, per_sample_generators, sample
+from diffadapt.diffusion.sampler import SamplerConfig, initial_noise, per_sample_generators, sample
 from diffadapt.errors import InputError
-from diffadapt.images import model_to_uint8, nchw_to_nhwc
+from diffadapt.images import model_to_nhwc
 from diffadapt.io import atomic_dir, write_png
 from diffadapt.progress import progress_bar
 
 NUM_DIGITS = 10
-
-
-def initial_noise(count: int, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
-    """(count, C, H, W) float32 x_T from a CPU generator: the same for a seed on every device and batch size."""
-    return torch.randn((count, *shape), generator=torch.Generator().manual_seed(seed))
 
 
 def sample_digits(
@@ -86,7 +81,7 @@ def graded_names(per_class: int) -> list[str]:
 
 def to_images(x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) float in [-1, 1] -> (N, H, W, C) uint8."""
-    return nchw_to_nhwc(model_to_uint8(x))
+    return model_to_nhwc(x)
 
 
 def generate_images(loaded: LoadedModel, per_class: int, sampler: SamplerConfig, guidance: Guidance, seed: int,

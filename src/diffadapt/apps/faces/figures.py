@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from diffadapt.apps.faces.models import NoiseModel, sample_noise_model
+from diffadapt.diffusion.interpolate import lerp, slerp
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.errors import InputError
-from diffadapt.diffusion.interpolate import lerp, slerp
 from diffadapt.viz.grid import save_grid
 
 ETAS = (0.0, 0.25, 0.5, 0.75, 1.0)

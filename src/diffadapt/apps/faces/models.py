@@ -20,12 +20,12 @@ from diffadapt.diffusion.checkpoint import FACES_KIND
 from diffadapt.diffusion.course_unet import MULTIPLIERS, load_course_unet
 from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import LoadedModel, load_model
-from diffadapt.diffusion.sampler import SamplerConfig, per_sample_generators, sample
-from diffadapt.progress import progress_bar
+from diffadapt.diffusion.sampler import SamplerConfig, initial_noise, per_sample_generators, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
-from diffadapt.images import minmax_to_uint8, nchw_to_nhwc
+from diffadapt.images import minmax_to_uint8, model_to_nhwc, nchw_to_nhwc
 from diffadapt.io import CONFIG_FILE, read_json, read_run_config, safe_torch_load
+from diffadapt.progress import progress_bar
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
@@ -198,6 +198,48 @@ def mse_against(images: np.ndarray, gt_paths: list[Path]) -> list[float]:
             raise InputError(f"ground truth is {gt.shape[1]}x{gt.shape[0]}, output is {image.shape[1]}x{image.shape[0]}", path)
         errors.append(float(np.mean((image.astype(np.float64) - gt.astype(np.float64)) ** 2)))
     return errors
+
+
+@dataclass
+class FigureInputs:
+    """What a DDIM figure samples: the model, its noises (N, C, H, W) and column names, the rule that turns
+    samples into uint8 images, and the steps and timestep spacing to use."""
+
+    model: NoiseModel
+    noises: torch.Tensor
+    names: list[str]
+    to_images: Callable[[torch.Tensor], np.ndarray]
+    steps: int
+    spacing: str
+
+
+# The digit model's figures use 10 DDIM steps with trailing spacing: deterministic sampling (eta 0) of the
+# shipped model leaves high-frequency noise that grows with the number of steps (DDIM 250 < 100 < 50 < 25 <
+# 10 in legibility), from its eps predictions at low noise, whatever the clipping, spacing, guidance scale or
+# interval (benchmarks/RESULTS.md, "DDIM figures on the digit model"); at 10 steps every eta row is legible.
+DIGIT_FIGURE_STEPS = 10
+DIGIT_FIGURE_SPACING = "trailing"
+
+
+def digit_figure_inputs(loaded: LoadedModel, digit: int, count: int, seed: int, guidance: float | None = None,
+                        steps: int | None = None) -> FigureInputs:
+    """A digit checkpoint as a figure's model: class ``digit``, the checkpoint's guidance (or ``guidance``),
+    ``count`` noises from ``seed``, the digit figures' steps and spacing (or ``steps``)."""
+    cfg = loaded.model_config
+    model = digit_noise_model(loaded, digit, loaded.guidance(guidance))
+    noises = initial_noise(count, (cfg.in_channels, cfg.image_size, cfg.image_size), seed)
+    return FigureInputs(model, noises, [f"z{i}" for i in range(count)], model_to_nhwc,
+                        DIGIT_FIGURE_STEPS if steps is None else steps, DIGIT_FIGURE_SPACING)
+
+
+def face_figure_inputs(unet: str | Path, noise_dir: str | Path, count: int, device: torch.device, precision: str,
+                       steps: int | None = None) -> FigureInputs:
+    """A face UNet and the first ``count`` noise files of a folder, with the graded steps and spacing."""
+    model = load_face_model(unet, device, precision)
+    names, noises = load_noise_dir(noise_dir)
+    if len(noises) < count:
+        raise InputError(f"needs {count} noise files, found {len(noises)}", noise_dir)
+    return FigureInputs(model, noises[:count], names[:count], to_graded_images, 50 if steps is None else steps, "leading")
 
 
 def digit_noise_model(loaded: LoadedModel, digit: int, guidance: Guidance | float) -> NoiseModel:

@@ -18,14 +18,14 @@ from diffadapt.images import nhwc_to_nchw
 
 # Settings of a face run that differ from TrainConfig's digit-oriented defaults.
 FACE_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50.0, "batch_size": 64, "p_uncond": 0.0}
-FACE_SIZES = (32, 64, 128, 256)
+MIN_SIZE, MAX_SIZE = 16, 256
 
 
 def face_model_config(size: int, base_channels: int = 64) -> UNetConfig:
     """The face UNet for size x size images: four levels (1, 2, 2, 2) from 64 pixels up, three below,
     attention on the second-to-last level (8x8 at 64 pixels), no classes."""
-    if size not in FACE_SIZES:
-        raise InputError(f"face size must be one of {', '.join(map(str, FACE_SIZES))}, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise InputError(f"face size must be in {MIN_SIZE}..{MAX_SIZE}, got {size}")
     levels = (1, 2, 2, 2) if size >= 64 else (1, 2, 2)
     return UNetConfig(image_size=size, in_channels=3, base_channels=base_channels, channel_mults=levels, num_res_blocks=2,
                       attention_levels=(len(levels) - 2,), num_classes=None, norm_groups=32)

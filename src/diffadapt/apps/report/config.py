@@ -50,7 +50,7 @@ class DDIMPart(Settings):
     unet: str = described("", "course UNet.pt, a diffusers UNet2DModel folder or a faces run; empty: the digit checkpoint")
     noise_dir: str = described("", "folder of .pt noise files (with unet)")
     gt_dir: str = described("", "ground-truth images for the MSE (with unet)")
-    steps: int = number(50, at_least=1, at_most=10_000, help="DDIM steps")
+    steps: int | None = number(None, at_least=1, at_most=10_000, help="DDIM steps; None: 50 for a face UNet (graded), the digit figures' for a checkpoint")
     precision: Literal["fp32", "bf16", "auto"] = described("fp32", "arithmetic precision")
 
 

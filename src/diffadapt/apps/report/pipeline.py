@@ -24,8 +24,8 @@ from diffadapt.apps.digits.scoring import score_images
 from diffadapt.apps.faces.figures import eta_grid, interpolation_rows
 from diffadapt.apps.faces.models import (
     course_sampler,
-    digit_figure_model,
-    load_face_model,
+    digit_figure_inputs,
+    face_figure_inputs,
     load_noise_dir,
     mse_against,
     sample_noise_model,
@@ -98,29 +98,30 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
 
 def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
     part = config.ddim
-    result: dict[str, Any] = {"steps": part.steps}
+    result: dict[str, Any] = {}
     if part.unet:
-        model = load_face_model(part.unet, device, part.precision)
-        names, noises = load_noise_dir(part.noise_dir)
-        rule, spacing = to_graded_images, "leading"
-        result["source"] = f"{model.name} ({part.unet}), noises {part.noise_dir}"
+        figure = face_figure_inputs(part.unet, part.noise_dir, 4, device, part.precision, part.steps)
+        result["source"] = f"{figure.model.name} ({part.unet}), noises {part.noise_dir}"
         if part.gt_dir:
+            names, noises = load_noise_dir(part.noise_dir)
             start = time.perf_counter()
-            outputs = to_graded_images(sample_noise_model(model, noises, course_sampler(model, part.steps), progress=False))
+            outputs = to_graded_images(sample_noise_model(figure.model, noises, course_sampler(figure.model, figure.steps), progress=False))
             result["generate_s"] = time.perf_counter() - start
             errors = mse_against(outputs, [Path(part.gt_dir) / f"{n}.png" for n in names])
             result["mse"] = {n: e for n, e in zip(names, errors)}
             result["mean_mse"] = sum(errors) / len(errors)
     else:
         loaded = load_model(None if part.ckpt == DEFAULT else part.ckpt, device=device, precision=part.precision)
-        model, noises, names, rule, spacing = digit_figure_model(loaded, part.digit, 4, config.seed, None, "eta-grid")
-        result["source"] = f"digit checkpoint ({'shipped default' if part.ckpt == DEFAULT else part.ckpt}), {model.name}, noise from seed {config.seed}"
-    result["spacing"] = spacing
+        figure = digit_figure_inputs(loaded, part.digit, 4, config.seed, steps=part.steps)
+        result["source"] = f"digit checkpoint ({'shipped default' if part.ckpt == DEFAULT else part.ckpt}), {figure.model.name}, noise from seed {config.seed}"
+    result.update(steps=figure.steps, spacing=figure.spacing)
     start = time.perf_counter()
-    eta_grid(model, noises[:4], names[:4], rule, out / "ddim_eta_grid.png", steps=part.steps, seed=config.seed, spacing=spacing)
+    eta_grid(figure.model, figure.noises, figure.names, figure.to_images, out / "ddim_eta_grid.png", steps=figure.steps, seed=config.seed,
+             spacing=figure.spacing)
     result["eta_grid_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    interpolation_rows(model, noises[:1], noises[1:2], rule, out / "ddim_interpolation.png", steps=part.steps, spacing=spacing)
+    interpolation_rows(figure.model, figure.noises[:1], figure.noises[1:2], figure.to_images, out / "ddim_interpolation.png",
+                       steps=figure.steps, spacing=figure.spacing)
     result["interpolation_s"] = time.perf_counter() - start
     result["figures"] = {"eta_grid": "ddim_eta_grid.png", "interpolation": "ddim_interpolation.png"}
     return result

@@ -6,6 +6,7 @@ USPS 28x28 gray. Unlabelled folders for prediction are plain folders of images (
 A csv is UTF-8 text (a byte-order mark is allowed, as Excel writes one); labels are whole numbers 0..9.
 Image names are relative to ``data/`` and must stay inside it once resolved, symlinks included: a row
 ``../../secret.png`` or ``/etc/x.png`` is an error naming the csv and row, never a file read from elsewhere.
+``data/`` itself may be a symlink (to a bigger disk, say): "inside" means inside the folder it resolves to.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def read_class_folder(root: Path, domain: str, progress: bool = True, within: Pa
         labels += [int(folder.name)] * len(files)
     if not paths:
         raise InputError("class subfolders hold no images", root)
-    return DigitSet(read_images(paths, progress=progress), np.array(labels), domain, [f"{int(l)}/{p.name}" for p, l in zip(paths, labels)])
+    return DigitSet(read_images(paths, progress=progress), np.array(labels), domain, [f"{int(label)}/{p.name}" for p, label in zip(paths, labels)])
 
 
 def is_split_class_folder(root: Path) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from diffadapt.adapt.config import preset
-from diffadapt.apps.adaptation.runs import save_run
+from diffadapt.adapt.runs import save_run
 from diffadapt.adapt.trainer import train_adaptation
 
 

@@ -154,7 +154,7 @@ def eager_fp32_step_time(device: torch.device, batch: int = 256, repeats: int = 
 # ---------------------------------------------------------------- 2. guidance sweep and sampling speed
 def generate(loaded, sampler, guidance, seed: int = 0, per_class: int = 100, batch: int = 1000):
     """per_class graded images per digit (guidance: a Guidance or a scale s), timed; (uint8 NHWC, labels, seconds)."""
-    from diffadapt.apps.digits.generate import graded_labels, initial_noise, sample_digits, to_images
+    from diffadapt.diffusion.digits import graded_labels, initial_noise, sample_digits, to_images
 
     labels = graded_labels(per_class)
     x_T = initial_noise(len(labels), (3, 28, 28), seed)
@@ -241,7 +241,7 @@ def stage_sampling_speed(args, results: Results, loaded, guidance: float, label:
 # ---------------------------------------------------------------- 3 and 5. DANN
 def adapt_domains(args, images: np.ndarray, labels: np.ndarray, work: Path):
     """Source MNIST-M (44,800 train / 3,200 val of the carried subset) and the three targets, as tensors."""
-    from diffadapt.apps.adaptation.runs import DomainData, load_domain
+    from diffadapt.adapt.runs import DomainData, load_domain
     from diffadapt.data import DigitSet, TensorImages
 
     n_train = min(44800, len(images) - len(images) // 15)
@@ -304,7 +304,7 @@ def stage_dann_accuracy(args, results: Results, work: Path, deadline: float) -> 
 # ---------------------------------------------------------------- 4. the course face UNet
 def stage_faces(args, results: Results, device: torch.device) -> None:
     from diffadapt.diffusion.course_unet import CourseFaceUNet, golden_weights
-    from diffadapt.apps.faces.models import COURSE_SCHEDULE, NoiseModel, ddim_faces, to_graded_images
+    from diffadapt.diffusion.faces import COURSE_SCHEDULE, NoiseModel, ddim_faces, to_graded_images
     from diffadapt.diffusion.schedule import LinearSchedule
 
     model = CourseFaceUNet()

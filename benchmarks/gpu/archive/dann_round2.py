@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from diffadapt.adapt.config import preset
-from diffadapt.apps.adaptation.runs import DomainData, load_domain, save_run
+from diffadapt.adapt.runs import DomainData, load_domain, save_run
 from diffadapt.adapt.trainer import train_adaptation
 from diffadapt.data import DigitSet, TensorImages
 

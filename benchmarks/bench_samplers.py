@@ -1,0 +1,116 @@
+"""Samplers of the shipped digit model side by side: the graded images of each setting, timed and scored.
+
+    python benchmarks/bench_samplers.py --out runs/samplers [SETTING ...] [--per-class 100] [--score-seeds 0,1,2]
+
+A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
+``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step) or ``unipc:8:trailing:0:4@100-499``;
+missing fields are the checkpoint's. Without settings: every sampler at 5 / 10 / 15 / 25 steps and the old
+default. Each row: network evaluations per image, seconds for all images (same process, same threads, one
+after the other, so ratios are fair), course accuracy (the course's LeNet, ``hw2_digit_classifier.pth``), judge
+accuracy and Fréchet distance, and the classification accuracy score against real MNIST-M (``mnistm28.npz``;
+its real side is measured once per seed). Rows are appended to OUT/results.jsonl as they finish (a rerun
+skips finished rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from common import machine, print_table, require
+
+from diffadapt.apps.digits.generate import generate_images
+from diffadapt.data import read_source
+from diffadapt.diffusion.models import load_model
+from diffadapt.evaluate.accuracy_score import classification_accuracy_score, real_baseline, real_reference
+from diffadapt.evaluate.generated import score_digits
+from diffadapt.evaluate.judge import load_judge
+from diffadapt.evaluate.lenet import load_course_classifier
+from diffadapt.images import nhwc_to_nchw
+
+OLD_DEFAULT = "ddim:25:leading:1:4"
+DEFAULT_SETTINGS = [OLD_DEFAULT] + [f"{method}:{steps}:trailing" for method in ("dpmpp-2m", "unipc") for steps in (5, 10, 15, 25)] + \
+    [f"ddim:{steps}:trailing:1" for steps in (5, 10, 15)]
+
+
+def parse(setting: str, loaded) -> tuple:
+    fields = setting.split(":")
+    method, steps = fields[0], int(fields[1])
+    spacing = fields[2] if len(fields) > 2 else None
+    eta = float(fields[3]) if len(fields) > 3 else None
+    scale, interval = None, None
+    if len(fields) > 4:
+        text = fields[4]
+        if "@" in text:
+            text, window = text.split("@")
+            interval = tuple(int(v) for v in window.split("-"))
+        scale = float(text)
+    sampler = loaded.sampler(method, steps, eta)
+    if spacing:
+        sampler = type(sampler)(**{**sampler.to_dict(), "spacing": spacing})
+    guidance = loaded.guidance(scale, interval) if interval else loaded.guidance(scale, "all" if scale is not None else None)
+    return sampler, guidance
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("settings", nargs="*", default=DEFAULT_SETTINGS)
+    parser.add_argument("--out", default="runs/samplers")
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--score-seeds", default="0,1,2")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_file = out / "results.jsonl"
+    done = {json.loads(line)["setting"]: json.loads(line) for line in results_file.read_text().splitlines()} if results_file.exists() else {}
+    loaded = load_model(None, device="cpu", precision=args.precision)
+    classifier = load_course_classifier(require("hw2_digit_classifier.pth"))
+    judge = load_judge()
+    seeds = tuple(int(s) for s in args.score_seeds.split(","))
+    reference = real_reference(read_source(str(require("mnistm28.npz")), progress=False))
+    labels = torch.arange(10).repeat_interleave(args.per_class)
+    real_file = out / f"real_scores_{args.per_class}.json"
+    if real_file.exists():
+        real_scores = json.loads(real_file.read_text())
+    else:
+        real_scores = real_baseline(labels, *reference, seeds=seeds)
+        real_file.write_text(json.dumps(real_scores))
+    for setting in args.settings:
+        if setting in done:
+            continue
+        sampler, guidance = parse(setting, loaded)
+        start = time.perf_counter()
+        images, labels = generate_images(loaded, args.per_class, sampler, guidance, args.seed, progress=False)
+        seconds = time.perf_counter() - start
+        tensor = nhwc_to_nchw(images)
+        cas = classification_accuracy_score(tensor, labels, *reference, seeds=seeds, real_scores=real_scores)
+        scores = score_digits(tensor, labels.numpy(), classifier, judge, cas)
+        row = {"setting": setting, "sampler": sampler.describe(loaded.schedule), "guidance": str(guidance),
+               "forwards": guidance.forwards(sampler.timesteps(loaded.schedule)), "seconds": seconds, "images": len(labels),
+               "course_accuracy": scores.overall, "judge_accuracy": scores.judge_accuracy, "frechet": scores.frechet,
+               "floor": scores.floor_at_n, "cas": sum(cas.generated) / len(seeds), "cas_real": sum(cas.real) / len(seeds),
+               "cas_ratio": cas.ratio, "cas_seeds": list(seeds), "machine": machine(), "precision": "bf16" if loaded.bf16 else "fp32",
+               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        done[setting] = row
+        with open(results_file, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(f"{setting}: {row['forwards']} evals/image, {seconds:.1f} s, course {row['course_accuracy'] * 100:.2f} %, "
+              f"FD {row['frechet']:.3f}, CAS ratio {row['cas_ratio']:.3f}", flush=True)
+    old = done.get(OLD_DEFAULT)
+    rows = []
+    for setting in args.settings:
+        row = done[setting]
+        ratio = f", {row['seconds'] / old['seconds']:.2f}x old" if old else ""
+        rows.append((f"{row['sampler']}, {row['guidance']}", f"{row['forwards']} evals, {row['seconds']:.1f} s{ratio}",
+                     f"course {row['course_accuracy'] * 100:.2f} %, judge {row['judge_accuracy'] * 100:.1f} %, FD {row['frechet']:.3f}, "
+                     f"CAS {row['cas']:.3f} / real {row['cas_real']:.3f} = {row['cas_ratio']:.3f}"))
+    print_table(f"shipped digit model, {args.per_class * 10} images, seed {args.seed} ({rows and done[args.settings[0]]['precision']})", rows)
+
+
+if __name__ == "__main__":
+    main()

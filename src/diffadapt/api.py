@@ -1,0 +1,189 @@
+"""The Python API: the objects the command line uses, for notebooks and scripts.
+
+    import diffadapt
+    model = diffadapt.load_digits()                  # the shipped class-conditional digit model
+    sevens = model.generate(7, n=10)                 # (10, 28, 28, 3) uint8 RGB, a seed fixes them
+
+Everything here is a thin layer over the applications (``diffadapt.apps``): the same checks, the same
+defaults, the same files. Images come back as uint8 numpy arrays (N, H, W, C) in [0, 255], or PIL images
+with ``as_pil=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from diffadapt.adapt.config import preset
+from diffadapt.adapt.stats import DomainStats
+from diffadapt.adapt.trainer import AdaptResult, predict
+from diffadapt.apps.adaptation.predict import predict_folder
+from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_run, shipped_model, train_runs
+from diffadapt.apps.adaptation.tsne import tsne_figures
+from diffadapt.apps.digits.export import export_diffusers
+from diffadapt.apps.digits.generate import initial_noise, sample_digits, to_images
+from diffadapt.apps.digits.training import train_digits as train_digit_run
+from diffadapt.apps.faces.models import NoiseModel, course_sampler, load_face_model, sample_noise_model, to_graded_images
+from diffadapt.data import DigitSet, TensorImages
+from diffadapt.data.types import NUM_CLASSES
+from diffadapt.device import pick_device
+from diffadapt.diffusion.models import LoadedModel, load_model
+from diffadapt.diffusion.schedule import ScheduleConfig
+from diffadapt.diffusion.train import TrainConfig
+from diffadapt.diffusion.unet import UNetConfig
+from diffadapt.errors import InputError
+
+
+def _as_output(images: np.ndarray, as_pil: bool) -> np.ndarray | list[Image.Image]:
+    if not as_pil:
+        return images
+    return [Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image) for image in images]
+
+
+@dataclass
+class DigitModel:
+    """A class-conditional digit model ready to sample (the shipped one, a ``digits train`` run, or an
+    exported diffusers folder)."""
+
+    loaded: LoadedModel
+    ckpt: str | Path | None = None  # where it was loaded from (None: the shipped model)
+
+    @property
+    def sampling_defaults(self) -> dict[str, Any]:
+        """The checkpoint's sampler and guidance, used unless :meth:`generate` is told otherwise."""
+        return self.loaded.sampling_defaults
+
+    def generate(self, digits: int | Sequence[int], n: int = 1, method: str | None = None, steps: int | None = None,
+                 eta: float | None = None, guidance: float | None = None, guidance_interval: tuple[int, int] | str | None = None,
+                 seed: int = 0, as_pil: bool = False, progress: bool = False) -> np.ndarray | list[Image.Image]:
+        """``n`` images of each digit in ``digits`` (in that order): (len(digits) * n, 28, 28, 3) uint8 in [0, 255].
+
+        method / steps / eta / guidance / guidance_interval default to the checkpoint's sampling defaults
+        (``sampling_defaults``); ``seed`` fixes the initial and per-step noise.
+        """
+        classes = [digits] if isinstance(digits, int) else list(digits)
+        if not classes or any(not isinstance(d, int) or not 0 <= d < NUM_CLASSES for d in classes):
+            raise InputError(f"digits must be whole numbers in 0..9, got {digits!r}")
+        if not 1 <= n <= 100_000:
+            raise InputError(f"n must be in 1..100000, got {n}")
+        sampler = self.loaded.sampler(method, steps, eta)
+        labels = torch.tensor(classes).repeat_interleave(n)
+        cfg = self.loaded.model_config
+        x_T = initial_noise(len(labels), (cfg.in_channels, cfg.image_size, cfg.image_size), seed)
+        x0 = sample_digits(self.loaded, labels, x_T, sampler, self.loaded.guidance(guidance, guidance_interval), seed, progress=progress)
+        return _as_output(to_images(x0), as_pil)
+
+    def export_diffusers(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write this model as a diffusers folder (UNet2DModel with class embeddings + scheduler config)."""
+        return export_diffusers(self.ckpt, out, overwrite)
+
+
+def load_digits(ckpt: str | Path | None = None, device: str = "auto", precision: str = "auto") -> DigitModel:
+    """The digit model of ``ckpt`` (a run folder or an exported diffusers folder; None: the shipped model)."""
+    return DigitModel(load_model(ckpt, device=pick_device(device), precision=precision), ckpt)
+
+
+def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "auto", progress: bool = True, **settings: Any) -> DigitModel:
+    """Train a digit model on ``data`` (a source spec; default: the embedded MNIST-M) into the run folder ``out``.
+
+    ``settings`` are fields of ``TrainConfig`` (steps, epochs, batch_size, lr, ...), ``ScheduleConfig``
+    (num_timesteps, beta_start, beta_end) or ``UNetConfig`` (base_channels, channel_mults, ...).
+    """
+    groups: dict[str, dict[str, Any]] = {"train": {}, "schedule": {}, "model": {}}
+    for key, value in settings.items():
+        owner = next((name for name, cls in (("train", TrainConfig), ("schedule", ScheduleConfig), ("model", UNetConfig))
+                      if key in cls.__dataclass_fields__), None)
+        if owner is None:
+            raise InputError(f"unknown training setting {key!r}")
+        groups[owner][key] = value
+    train_digit_run(str(data), Path(out), groups["train"], groups["schedule"], groups["model"], device=pick_device(device), progress=progress)
+    return load_digits(out, device)
+
+
+@dataclass
+class FaceModel:
+    """A pretrained noise-prediction UNet (the course's UNet.pt, a diffusers UNet2DModel folder, a faces run)."""
+
+    model: NoiseModel
+
+    def sample(self, noise: torch.Tensor, steps: int = 50, eta: float = 0.0, method: str = "ddim", seed: int = 0,
+               as_pil: bool = False) -> np.ndarray | list[Image.Image]:
+        """Images from the given noise (N, 3, H, W) or (3, H, W) float: the graded rule (per-image min-max to
+        [0, 255]), (N, H, W, 3) uint8. Defaults are the graded setting: DDIM, 50 leading steps, eta 0."""
+        noise = torch.as_tensor(noise, dtype=torch.float32)
+        noise = noise[None] if noise.ndim == 3 else noise
+        if noise.ndim != 4 or not bool(torch.isfinite(noise).all()):
+            raise InputError(f"noise must be finite (N, C, H, W) or (C, H, W), got shape {tuple(noise.shape)}")
+        raw = sample_noise_model(self.model, noise, course_sampler(self.model, steps, eta, method), seed=seed, progress=False)
+        return _as_output(to_graded_images(raw), as_pil)
+
+
+def load_faces(unet: str | Path, device: str = "auto", precision: str = "fp32") -> FaceModel:
+    """The course's ``UNet.pt``, a diffusers UNet2DModel folder or a ``faces train`` run, ready to sample."""
+    return FaceModel(load_face_model(unet, pick_device(device), precision))
+
+
+def train_adaptation(source: DomainSource, target: DomainSource, method: str, out: str | Path, seeds: Sequence[int] = (0,),
+                     recipe: str = "matched", device: str = "auto", progress: bool = True, **settings: Any) -> list[AdaptResult]:
+    """Train ``method`` (source, target, dann, cdan, fixmatch) from ``source`` to ``target`` into ``out/seed{S}/``.
+
+    A domain is a source spec (a path in any supported format or an embedded domain's name) or images in
+    memory: a :class:`~diffadapt.data.DigitSet` or ``{split: DigitSet}`` (see :func:`digits`). ``settings`` are
+    AdaptConfig fields over the recipe's (epochs, batch_size, lr, ...). Returns one result per seed.
+    """
+    config = preset(recipe, method, **settings)
+    return train_runs(source, target, config, Path(out), list(seeds), pick_device(device), progress=progress, report=lambda line: None)
+
+
+def digits(images: np.ndarray, labels: np.ndarray | None = None, domain: str = "images") -> DigitSet:
+    """Images in memory as a domain: (N, H, W) or (N, H, W, 1|3) uint8, labels (N,) in 0..9 (None: unlabelled)."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[:, :, :, None]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3) or len(images) == 0:
+        raise InputError(f"images must be (N, H, W) or (N, H, W, 1|3) uint8, got {images.shape} {images.dtype}")
+    if labels is None:
+        labels = np.full(len(images), -1)
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or ((labels < -1) | (labels >= NUM_CLASSES)).any():
+        raise InputError(f"labels must be (N,) whole numbers in 0..9, got {labels.shape} {labels.dtype}")
+    return DigitSet(np.ascontiguousarray(images), labels.astype(np.int64), domain)
+
+
+def load_adaptation(run: str | Path | None = None, shipped: str | None = None) -> LoadedRun:
+    """A trained adaptation run (its first seed), or ``shipped="usps"`` / ``"svhn"`` for a shipped model."""
+    if (run is None) == (shipped is None):
+        raise InputError("give a run folder or shipped='usps' / 'svhn', not both")
+    return load_run(run if run is not None else shipped_model(shipped))
+
+
+def predict_labels(run: LoadedRun, images: np.ndarray | DigitSet, normalisation: str = "target") -> np.ndarray:
+    """Labels (N,) for target images (N, H, W[, C]) uint8, prepared as the run prepares its target (size,
+    channels, digit box); ``normalisation="folder"`` standardises with the images' own statistics."""
+    data = images if isinstance(images, DigitSet) else digits(images, domain=run.document["target"]["domain"])
+    tensors = TensorImages.from_digitset(data, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+    stats = run.target_stats if normalisation == "target" else DomainStats.of(tensors)
+    return predict(run.model, tensors.images, stats).numpy()
+
+
+def predict_to_csv(image_dir: str | Path, out_csv: str | Path, run: str | Path | None = None, shipped: str | None = None) -> int:
+    """The graded ``image_name,label`` CSV for a folder of images (the ``adapt predict`` command)."""
+    if (run is None) == (shipped is None):
+        raise InputError("give a run folder or shipped='usps' / 'svhn', not both")
+    return predict_folder(image_dir, out_csv, run if run is not None else shipped_model(shipped))
+
+
+def tsne(run: LoadedRun, out: str | Path, per_domain: int = 2000, seed: int = 0,
+         domains: tuple[DomainSource, DomainSource] | None = None) -> tuple[Path, Path]:
+    """The two t-SNE figures of a run (by class, by domain) into ``out``; ``domains`` for in-memory runs."""
+    return tsne_figures(run, Path(out), per_domain, seed, domains)
+
+
+__all__ = ["DigitModel", "FaceModel", "digits", "load_adaptation", "load_digits", "load_faces", "predict_labels", "predict_to_csv",
+           "train_adaptation", "train_digits", "tsne"]

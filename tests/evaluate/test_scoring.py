@@ -1,0 +1,77 @@
+"""digits evaluate and train-judge at a tiny scale: the judge's accuracy and Fréchet distance, the course
+classifier's accuracy when given, the accuracy score when real images are given."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffadapt.data import load_embedded
+from diffadapt.evaluate.generated import score_digits
+from diffadapt.evaluate.judge import JudgeNet, load_judge
+from diffadapt.evaluate.lenet import CourseLeNet
+
+
+def write_folder(folder, images: np.ndarray, labels: np.ndarray) -> None:
+    folder.mkdir()
+    for index, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(folder / f"{label}_{index:03d}.png")
+
+
+@pytest.fixture(scope="module")
+def real_folder(tmp_path_factory):
+    val = load_embedded("mnistm")["val"]
+    pick = np.concatenate([np.flatnonzero(val.labels == c)[:5] for c in range(10)])
+    folder = tmp_path_factory.mktemp("gen") / "images"
+    write_folder(folder, val.images[pick], val.labels[pick])
+    return folder
+
+
+def test_score_digits_counts_the_course_classifier_right(real_folder):
+    from diffadapt.evaluate.generated import read_generated_folder
+
+    images, labels, _ = read_generated_folder(real_folder)
+
+    class Oracle(torch.nn.Module):  # a classifier that answers the true label for the first 30 images, 0 after
+        def forward(self, x):
+            out = torch.zeros(len(x), 10)
+            out[:, 0] = 1
+            return out
+
+    scores = score_digits(images, labels, Oracle())
+    assert scores.overall == pytest.approx(float((labels == 0).mean()))
+    assert scores.per_class[0] == 1.0 and scores.per_class[3] == 0.0
+    assert scores.frechet is None and "no course classifier" not in scores.table()
+
+
+def test_evaluate_without_a_classifier_gives_the_judge_scores(run_cli, real_folder, tmp_path):
+    code, out, err = run_cli("digits", "evaluate", real_folder, "--json", tmp_path / "s.json")
+    assert code == 0, err
+    assert "no course classifier given" in out and "judge Fréchet distance" in out
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["overall"] is None and scores["judge_accuracy"] > 0.7 and scores["frechet"] > 0
+
+
+def test_evaluate_with_a_classifier_and_real_images(run_cli, real_folder, tmp_path):
+    torch.manual_seed(0)
+    torch.save({"state_dict": CourseLeNet().state_dict()}, tmp_path / "Classifier.pth")
+    code, out, err = run_cli("digits", "evaluate", real_folder, "--classifier", tmp_path / "Classifier.pth", "--real", "mnistm",
+                             "--score-seeds", "0", "--no-judge")
+    assert code == 0, err
+    assert "course classifier" in out and "classification accuracy score" in out and "judge" not in out
+
+
+def test_train_judge_tiny(run_cli, tmp_path):
+    splits = load_embedded("mnist")
+    np.savez(tmp_path / "digits.npz", x_train=splits["train"].images[:512, :, :, 0], y_train=splits["train"].labels[:512],
+             x_test=splits["val"].images[:, :, :, 0], y_test=splits["val"].labels)
+    code, out, err = run_cli("digits", "train-judge", "--data", tmp_path / "digits.npz", "--out", tmp_path / "judge", "--epochs", "1")
+    assert code == 0, err
+    judge = load_judge(tmp_path / "judge")
+    assert isinstance(judge.model, JudgeNet) and judge.mu.shape == (128,) and "floors: halves" in out
+    config = json.loads((tmp_path / "judge" / "config.json").read_text())
+    assert set(config["floors_by_size"]) == {"100", "200"}  # 1,000 val images: floors up to half of them
