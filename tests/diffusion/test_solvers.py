@@ -22,8 +22,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't
 
 def reference_scheduler(method: str, num_train_timesteps: int, spacing: str):
     diffusers = pytest.importorskip("diffusers")
-    cls = {"dpmpp-2m": diffusers.DPMSolverMultistepScheduler, "unipc": diffusers.UniPCMultistepScheduler}[method]
-    return cls(num_train_timesteps=num_train_timesteps, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", timestep_spacing=spacing)
+    cls = {"dpmpp-2m": diffusers.DPMSolverMultistepScheduler, "dpmpp-2m-sde": diffusers.DPMSolverMultistepScheduler,
+           "unipc": diffusers.UniPCMultistepScheduler}[method]
+    extra = {"algorithm_type": "sde-dpmsolver++"} if method == "dpmpp-2m-sde" else {}
+    return cls(num_train_timesteps=num_train_timesteps, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", timestep_spacing=spacing, **extra)
 
 
 def alpha_bar_at(lam: float) -> float:
@@ -156,6 +158,26 @@ def make_eps_model(schedule: LinearSchedule):
 
 
 CASES = [(1000, "leading", 5), (1000, "leading", 10), (1000, "leading", 20), (500, "linspace", 10), (500, "trailing", 10), (500, "trailing", 7)]
+
+
+@pytest.mark.parametrize(("num_train_timesteps", "spacing", "steps"), CASES)
+def test_sde_sampler_matches_diffusers_with_the_same_noise(num_train_timesteps, spacing, steps):
+    """DPM-Solver++(2M) SDE: the same per-step noise (one normal tensor per step, in order) fed to both."""
+    schedule = LinearSchedule(ScheduleConfig(num_train_timesteps, 1e-4, 0.02))
+    eps_model = make_eps_model(schedule)
+    x_T = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    ours = sample(eps_model, x_T, schedule, SamplerConfig("dpmpp-2m-sde", steps, spacing=spacing), torch.Generator().manual_seed(7))
+
+    scheduler = reference_scheduler("dpmpp-2m-sde", num_train_timesteps, spacing)
+    scheduler.set_timesteps(steps)
+    generator = torch.Generator().manual_seed(7)
+    x = x_T.clone()
+    for t in scheduler.timesteps.tolist():
+        noise = torch.randn(x.shape, generator=generator)
+        x = scheduler.step(eps_model(x, torch.full((2,), t, dtype=torch.int64)), t, x, variance_noise=noise).prev_sample
+    assert torch.allclose(ours, x, atol=1e-5, rtol=0), (ours - x).abs().max()
+    plain = sample(eps_model, x_T, schedule, SamplerConfig("dpmpp-2m", steps, spacing=spacing))
+    assert not torch.allclose(ours, plain, atol=1e-3)
 
 
 @pytest.mark.parametrize("method", SOLVERS)

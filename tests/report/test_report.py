@@ -20,11 +20,13 @@ def tiny_report(tmp_path_factory):
     ckpt = str(root / "digits")
     config = ReportConfig(
         title="tiny report",
-        digits=DigitsPart(ckpt=ckpt, per_class=2, steps=4, guidance_interval=[20, 80]),
+        digits=DigitsPart(ckpt=ckpt, per_class=2, steps=4, guidance_interval=[20, 80], real="mnistm", score_seeds=[0]),
         ddim=DDIMPart(ckpt=ckpt, steps=4),
-        adapt=AdaptPart(targets=["usps"], epochs=1, batch_size=256, tsne_per_domain=150),
+        adapt=AdaptPart(targets=["usps"], methods=["source", "dann", "fixmatch"], epochs=1, batch_size=256, tsne_per_domain=150),
     )
-    index = build_report(config, root / "out")
+    lines = []
+    index = build_report(config, root / "out", log=lines.append)
+    assert [line.split(":")[0] for line in lines] == [f"stage {k} of 4" for k in range(1, 5)]
     return index
 
 
@@ -32,11 +34,15 @@ def test_report_files_and_numbers(tiny_report):
     folder = tiny_report.parent
     results = json.loads((folder / "report.json").read_text())
     assert set(results) >= {"data", "digits", "ddim", "adapt", "total_seconds"}
-    assert results["digits"]["scores"]["images"] == 20
+    assert results["digits"]["scores"]["count"] == 20
     assert results["digits"]["guidance"].endswith("at t 20..80")
-    assert "DANN (report)" in results["adapt"]["table_markdown"]
+    assert results["digits"]["scores"]["accuracy_score"]["ratio"] > 0
+    assert "DANN (matched)" in results["adapt"]["table_markdown"] and "FixMatch (matched)" in results["adapt"]["table_markdown"]
     for name in ("domains.png", "digits_grid.png", "digits_reverse.png", "ddim_eta_grid.png", "ddim_interpolation.png", "adaptation_table.csv"):
         assert (folder / name).is_file(), name
+    assert len(results["adapt"]["curves"]) == 3 and all((folder / c["figure"]).is_file() for c in results["adapt"]["curves"])
+    page = tiny_report.read_text()
+    assert "no course classifier given" in page and "<h3>Settings</h3>" in page and "{" not in page.split("<h3>Settings</h3>")[1]
     assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name]
 
 
@@ -46,7 +52,7 @@ def test_page_in_headless_chromium(tiny_report, tmp_path):
     pytest.importorskip("websocket")
     report = inspect_page(tiny_report, screenshot=tmp_path / "shot.png")
     assert report.title == "tiny report"
-    assert len(report.images) >= 7, report.images
+    assert len(report.images) >= 10, report.images
     assert report.broken_images == []
     assert report.has_table
     assert (tmp_path / "shot.png").stat().st_size > 10000
@@ -61,14 +67,24 @@ def test_toml_config(tmp_path):
     path = tmp_path / "report.toml"
     path.write_text('seed = 3\n[digits]\nper_class = 7\nguidance_interval = [100, 405]\n[adapt]\ntargets = ["usps"]\nseeds = [0, 1]\n')
     config = load_report_config(path)
-    assert config.seed == 3 and config.digits.per_class == 7 and config.adapt.seeds == [0, 1]
-    assert config.digits.guidance_interval == [100, 405]
+    assert config.seed == 3 and config.digits.per_class == 7 and config.adapt.seeds == (0, 1)
+    assert config.digits.guidance_interval == (100, 405)
     path.write_text("[digits]\nper_klass = 7\n")
     with pytest.raises(InputError, match="per_klass"):
         load_report_config(path)
     path.write_text("seed = \n")
     with pytest.raises(InputError, match="TOML"):
         load_report_config(path)
+    path.write_text("[adapt]\nepochs = -1\n")
+    with pytest.raises(InputError, match="adapt.epochs: must be at least 1"):
+        load_report_config(path)
+
+
+def test_example_config_loads():
+    from pathlib import Path
+
+    config = load_report_config(Path(__file__).resolve().parents[2] / "examples" / "report.toml")
+    assert config.digits.per_class == 100 and config.adapt.methods[-1] == "target"
 
 
 def test_report_command_checks_paths_first(run_cli, tmp_path):

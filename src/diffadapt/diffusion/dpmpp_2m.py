@@ -13,6 +13,13 @@ Second order, multistep ("midpoint"), with the point r visited before s:
     D   = (1 + 1 / (2 r_s)) x0_s - 1 / (2 r_s) x0_r      (= D0 + D1 / 2, D0 = x0_s, D1 = (x0_s - x0_r) / r_s)
     x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D
 
+The stochastic variant, DPM-Solver++(2M) SDE (Lu et al., 2022, section 5 / diffusers' ``sde-dpmsolver++``),
+solves the reverse SDE instead of the probability-flow ODE with the same data predictions, adding fresh
+noise z ~ N(0, I) every step:
+    x_t = (sigma_t / sigma_s) e^{-h} x_s + alpha_t (1 - e^{-2h}) D + sigma_t sqrt(1 - e^{-2h}) z
+with D = x0_s at first order and D = D0 + D1 / 2 as above at second order. Like DDPM's ancestral steps it
+corrects the model's errors along the way, which an undertrained model's deterministic samples keep.
+
 As diffusers' DPMSolverMultistepScheduler with its defaults (solver_order=2, algorithm_type="dpmsolver++",
 solver_type="midpoint", lower_order_final=True, final_sigmas_type="zero"): the first step is first order
 (there is no history yet), and so is the last one, which goes to sigma = 0 (alpha_bar = 1, lambda = +inf,
@@ -100,3 +107,32 @@ def dpmpp_2m_step(
         r = (lambda_s - vp_coefficients(alpha_bar_earlier)[2]) / h
         data = (1.0 + 0.5 / r) * data - (0.5 / r) * x0_earlier.float()
     return (sigma_t / sigma_s * x.float() - alpha_t * math.expm1(-h) * data).to(x.dtype)
+
+
+def dpmpp_2m_sde_step(
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    alpha_bar: float,
+    alpha_bar_next: float,
+    noise: torch.Tensor,
+    x0_earlier: torch.Tensor | None = None,
+    alpha_bar_earlier: float | None = None,
+) -> torch.Tensor:
+    """One DPM-Solver++(2M) SDE step x_s -> x_t (the module docstring's formula); pure: the caller supplies z,
+    (B, C, H, W) like x (unused after the last step, where sigma_t = 0). Other args as :func:`dpmpp_2m_step`."""
+    _, sigma_s, lambda_s = vp_coefficients(alpha_bar)
+    alpha_t, sigma_t, lambda_t = vp_coefficients(alpha_bar_next)
+    h = lambda_t - lambda_s
+    data = x0.float()
+    if x0_earlier is not None:
+        if alpha_bar_earlier is None:
+            raise ValueError("a second-order step needs alpha_bar at the earlier point")
+        if math.isinf(h):
+            raise ValueError("the step to sigma = 0 must be first order")
+        r = (lambda_s - vp_coefficients(alpha_bar_earlier)[2]) / h
+        data = (1.0 + 0.5 / r) * data - (0.5 / r) * x0_earlier.float()
+    decay = math.exp(-h)  # e^{-h}; 0 after the last step (h = inf)
+    x_t = sigma_t / sigma_s * decay * x.float() - alpha_t * math.expm1(-2.0 * h) * data
+    if sigma_t > 0:
+        x_t = x_t + sigma_t * math.sqrt(-math.expm1(-2.0 * h)) * noise.float()
+    return x_t.to(x.dtype)

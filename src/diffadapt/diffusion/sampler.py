@@ -18,7 +18,7 @@ import torch
 
 from diffadapt.diffusion.ddim import Spacing, ddim_step, ddim_timesteps
 from diffadapt.diffusion.ddpm import ddpm_step, ddpm_timesteps
-from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_step, multistep_timesteps
+from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_sde_step, dpmpp_2m_step, multistep_timesteps
 from diffadapt.diffusion.schedule import LinearSchedule, predict_x0
 from diffadapt.diffusion.unipc import unic_step, unip_step, unipc_order
 from diffadapt.errors import InputError
@@ -37,7 +37,7 @@ class ProgressBar(Protocol):
     def update(self, n: int = 1) -> object: ...
 
 
-Method = Literal["ddpm", "ddim", "dpmpp-2m", "unipc"]
+Method = Literal["ddpm", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "unipc"]
 Variance = Literal["posterior", "beta"]
 METHODS: tuple[str, ...] = get_args(Method)
 
@@ -48,7 +48,7 @@ class SamplerConfig(Settings):
 
     method: Method = described(
         "ddim", "ddpm: ancestral, every timestep; ddim: Song et al.'s sub-sequence sampler; "
-        "dpmpp-2m: DPM-Solver++(2M), Lu et al.; unipc: UniPC-2 (bh2), Zhao et al.",
+        "dpmpp-2m: DPM-Solver++(2M), Lu et al.; dpmpp-2m-sde: its stochastic (SDE) variant; unipc: UniPC-2 (bh2), Zhao et al.",
     )
     steps: int = number(50, at_least=1, at_most=100_000, help="solver steps (ignored by ddpm, which visits every timestep)")
     eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM only: 0 deterministic, 1 DDPM-like variance")
@@ -102,7 +102,7 @@ def sample(
     """Run the reverse process from x_T (B, C, H, W) float noise; returns x_0 in model scale (float32).
 
     The initial noise is the caller's (DDIM's graded setting starts from given noise tensors); the
-    generator only feeds the per-step noise of DDPM and of DDIM with eta > 0: one generator for the batch,
+    generator only feeds the per-step noise of DDPM, DDIM with eta > 0 and DPM-Solver++(2M) SDE: one generator for the batch,
     or one per sample (each sample's noise is then independent of the batch it is in). ``progress``: True shows a
     bar of this call's steps, a caller's bar is advanced by one per step. For UniPC the callback sees the
     uncorrected prediction, the sample the model is called at.
@@ -152,12 +152,15 @@ def sample(
                 x = unic_step(x_corrected, x0_last, alpha_bar_last, alpha_bars[index], x0, *earlier)
             history.append((x0, alpha_bars[index]))
             x_corrected = x
-            if config.method == "dpmpp-2m":
-                order, step = dpmpp_2m_order(index, len(timesteps)), dpmpp_2m_step
+            if config.method == "unipc":
+                earlier = history[-2] if unipc_order(index, len(timesteps)) == 2 else ()
+                x = unip_step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
             else:
-                order, step = unipc_order(index, len(timesteps)), unip_step
-            earlier = history[-2] if order == 2 else ()
-            x = step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
+                earlier = history[-2] if dpmpp_2m_order(index, len(timesteps)) == 2 else ()
+                if config.method == "dpmpp-2m-sde":  # fresh noise every step, the last included (as diffusers draws it)
+                    x = dpmpp_2m_sde_step(x, x0, alpha_bars[index], alpha_bars[index + 1], step_noise(), *earlier)
+                else:
+                    x = dpmpp_2m_step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
         if bar is not None:
             bar.update(1)
     if own_bar:
