@@ -17,7 +17,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("adapt")
     for mode in ("source", "dann", "target"):
         code = main(["adapt", "train", "--source", "mnistm", "--target", "usps", "--method", mode, "--out", str(root / mode),
-                     "--seeds", "0,1", "--epochs", "1", "--batch-size", "128", "--no-progress"])
+                     "--seeds", "0,1", "--epochs", "1", "--batch-size", "512", "--no-progress"])
         assert code == 0
     return root
 
@@ -86,7 +86,7 @@ def test_predict_frames_images_as_the_run_was_trained(run_cli, tmp_path):
     from diffadapt.apps.adaptation.runs import load_domain, load_run
 
     code, out, _ = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--recipe", "matched",
-                           "--out", tmp_path / "ours", "--epochs", "1", "--batch-size", "128", "--no-progress")
+                           "--out", tmp_path / "ours", "--epochs", "1", "--batch-size", "512", "--no-progress")
     assert code == 0 and "usps digits in a 20-pixel box" in out
     run = load_run(tmp_path / "ours")
     assert (run.config.frame, run.config.target_box) == ("match", 20)

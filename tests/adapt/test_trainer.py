@@ -1,4 +1,5 @@
-"""The trainer's three modes on embedded domains; DANN never reads target labels."""
+"""The trainer on small parts of the embedded domains: no method reads target labels, label-free selection
+never touches them, each run starts fresh, a seed fixes the result."""
 
 from __future__ import annotations
 
@@ -8,13 +9,23 @@ import torch
 
 from diffadapt.adapt.config import preset
 from diffadapt.adapt.trainer import train_adaptation
-from diffadapt.apps.adaptation.runs import load_domain
+from diffadapt.apps.adaptation.runs import DomainData, load_domain
 from diffadapt.data.memory import TensorImages
+
+
+def part(data: TensorImages, count: int, seed: int) -> TensorImages:
+    """``count`` images drawn at random (the embedded splits are sorted by class)."""
+    index = torch.from_numpy(np.random.default_rng(seed).permutation(len(data))[:count])
+    return TensorImages(data.images[index], data.labels[index], data.domain)
+
+
+def smaller(domain: DomainData, train: int, val: int) -> DomainData:
+    return DomainData(domain.spec, domain.domain, part(domain.train, train, 1), part(domain.val, val, 2))
 
 
 @pytest.fixture(scope="module")
 def domains():
-    return load_domain("mnistm", 3, 28), load_domain("usps", 3, 28)
+    return smaller(load_domain("mnistm", 3, 28), 1024, 300), smaller(load_domain("usps", 3, 28), 512, 200)
 
 
 def small(method: str, recipe: str = "report", **overrides):
@@ -59,13 +70,13 @@ def test_dann_without_reversal_is_source_training_and_with_it_is_not(domains):
     from dataclasses import replace
 
     cpu = torch.device("cpu")
-    silent = train_adaptation(replace(small("dann", epochs=2, batch_size=128), reversal_max=0.0), source.train, source.val, target.train, target.val, cpu, progress=False)
-    alone = train_adaptation(small("source", epochs=2, batch_size=128), source.train, source.val, target.train, target.val, cpu, progress=False)
-    adversarial = train_adaptation(small("dann", epochs=2, batch_size=128), source.train, source.val, target.train, target.val, cpu, progress=False)
+    silent = train_adaptation(replace(small("dann", epochs=6), reversal_max=0.0), source.train, source.val, target.train, target.val, cpu, progress=False)
+    alone = train_adaptation(small("source", epochs=6), source.train, source.val, target.train, target.val, cpu, progress=False)
+    adversarial = train_adaptation(small("dann", epochs=6), source.train, source.val, target.train, target.val, cpu, progress=False)
     # lambda = 0: the domain head learns but sends nothing back, so the classifier learns the source as alone.
-    assert silent.source_val_accuracy > 0.8 and abs(silent.source_val_accuracy - alone.source_val_accuracy) < 0.05
+    assert silent.source_val_accuracy > 0.6 and abs(silent.source_val_accuracy - alone.source_val_accuracy) < 0.08
     assert {"loss", "source_accuracy", "domain_accuracy", "reversal"} <= set(adversarial.history[-1])
-    assert adversarial.steps == 2 * (len(source.train) // 128)
+    assert adversarial.steps == 6 * (len(source.train) // 64)
     extractor = [k for k in silent.model.state_dict() if k.startswith("extractor.") and k.endswith("weight")]
     assert any(not torch.equal(silent.model.state_dict()[k], adversarial.model.state_dict()[k]) for k in extractor)
 
@@ -92,3 +103,22 @@ def test_ours_matches_the_digit_height_of_the_domains():
     assert torch.equal(source.val.images, load_domain("mnistm", 3, 28).val.images)
     _, _, report = load_pair("mnistm", "usps", preset("report", "dann"))
     assert (report.frame, report.source_box, report.target_box) == ("fill", 0, 0)
+
+
+def test_label_free_selection_never_touches_target_labels(domains):
+    source, target = domains
+    config = small("dann", epochs=3, selection="source-val")
+    a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    b = train_adaptation(config, source.train, source.val, permuted(target.train), permuted(target.val), torch.device("cpu"), progress=False)
+    assert a.chosen_epoch == b.chosen_epoch and a.chosen_epoch in (1, 2, 3)
+    assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+    assert all("target_val_accuracy" not in record for record in a.history)
+    assert [r["source_val_accuracy"] for r in a.history][a.chosen_epoch - 1] == max(r["source_val_accuracy"] for r in a.history)
+
+
+def test_oracle_selection_reads_target_val_only_when_asked(domains):
+    source, target = domains
+    config = small("dann", epochs=2, eval_every=1, selection="target-val-oracle")
+    result = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    best = max(r["target_val_accuracy"] for r in result.history)
+    assert result.history[result.chosen_epoch - 1]["target_val_accuracy"] == best == result.target_val_accuracy
