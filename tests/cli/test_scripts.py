@@ -47,7 +47,7 @@ def test_hw2_2_with_the_course_unet(tmp_path):
     noise = tmp_path / "noise"
     noise.mkdir()
     for i in range(2):
-        torch.save(torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(i)), noise / f"{i:02d}.pt")
+        torch.save(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)), noise / f"{i:02d}.pt")
     result = run_script("hw2_2.sh", noise, tmp_path / "out", tmp_path / "UNet.pt")
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00.png", "01.png"]
