@@ -94,4 +94,4 @@ def test_hw2_3_scores_real_usps_as_measured(tmp_path):
     predicted = np.array([int(row["label"]) for row in csv.DictReader(open(tmp_path / "pred.csv"))])
     accuracy = float((predicted == usps.labels.numpy()).mean())
     recorded = json.loads((shipped_model("usps") / "config.json").read_text())["results"]["target_val_accuracy"]
-    assert accuracy == pytest.approx(recorded, abs=0.01) and accuracy >= 0.93
+    assert accuracy == pytest.approx(recorded, abs=0.01) and accuracy >= 0.98

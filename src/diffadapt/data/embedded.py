@@ -184,16 +184,28 @@ def load_embedded(name: str, seed: int = 0) -> dict[str, DigitSet]:
     """One embedded domain as ``{"train": ..., "val": ...}``; the same seed gives the same images."""
     if name not in EMBEDDED_DOMAINS:
         raise InputError(f"unknown embedded domain {name!r} (choose from {', '.join(EMBEDDED_DOMAINS)})")
+    images, labels = _embedded_arrays(name, seed)
+    return _split(images, labels, name)  # the split's fancy indexing hands every caller its own copy
+
+
+@lru_cache(maxsize=8)
+def _embedded_arrays(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 28, 28, C) uint8 images and (N,) labels of a domain, made once per process: rendering the SVHN-like
+    domain takes seconds, and the demo reads each domain several times. Read-only, as they are shared."""
     rng = np.random.default_rng([seed, EMBEDDED_DOMAINS.index(name)])
     if name == "mnist":
         digits, labels = mnist_digits()
-        return _split(digits[:, :, :, None].copy(), labels, name)
-    if name == "mnistm":
+        images = digits[:, :, :, None].copy()
+    elif name == "mnistm":
         digits, labels = mnist_digits()
-        return _split(blend_mnistm(digits, rng), labels, name)
-    if name == "usps":
+        images = blend_mnistm(digits, rng)
+    elif name == "usps":
         images, labels = usps_like()
-        return _split(images, labels, name)
-    labels = np.repeat(np.arange(10), SVHN_PER_CLASS)
-    rng.shuffle(labels)
-    return _split(render_svhn_like(labels, rng), labels, name)
+    else:
+        labels = np.repeat(np.arange(10), SVHN_PER_CLASS)
+        rng.shuffle(labels)
+        images = render_svhn_like(labels, rng)
+    images, labels = np.asarray(images), np.asarray(labels)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels

@@ -204,7 +204,7 @@ def build_report(config: ReportConfig, out: str | Path, overwrite: bool = False,
 
 # Each part's share of the demo's time (measured on 2 CPU cores, see benchmarks/RESULTS.md): after the first
 # stage, the time it took scales these shares into an estimate of what is left.
-STAGE_SHARES = {"data": 0.05, "digits": 0.2, "ddim": 0.2, "adapt": 0.55}
+STAGE_SHARES = {"data": 0.04, "digits": 0.16, "ddim": 0.03, "adapt": 0.77}
 
 
 def stage_estimate(parts: list[str], number: int, elapsed: float) -> str:
