@@ -75,6 +75,21 @@ def dpmpp_2m_order(index: int, num_steps: int) -> int:
     return 1 if index == 0 or index == num_steps - 1 else 2
 
 
+def multistep_data(x0: torch.Tensor, lambda_s: float, h: float, x0_earlier: torch.Tensor | None,
+                   alpha_bar_earlier: float | None) -> torch.Tensor:
+    """D = (1 + 1/(2 r)) x0_s - 1/(2 r) x0_r with r = h_r / h (second order), or x0_s alone (first order); fp32."""
+    data = x0.float()
+    if x0_earlier is None:
+        return data
+    if alpha_bar_earlier is None:
+        raise ValueError("a second-order step needs alpha_bar at the earlier point")
+    if math.isinf(h):
+        # r = h_r / h would be 0: diffusers' final_sigmas_type "zero" always ends in a first-order step.
+        raise ValueError("the step to sigma = 0 must be first order")
+    r = (lambda_s - vp_coefficients(alpha_bar_earlier)[2]) / h
+    return (1.0 + 0.5 / r) * data - (0.5 / r) * x0_earlier.float()
+
+
 def dpmpp_2m_step(
     x: torch.Tensor,
     x0: torch.Tensor,
@@ -97,15 +112,7 @@ def dpmpp_2m_step(
     _, sigma_s, lambda_s = vp_coefficients(alpha_bar)
     alpha_t, sigma_t, lambda_t = vp_coefficients(alpha_bar_next)
     h = lambda_t - lambda_s
-    data = x0.float()
-    if x0_earlier is not None:
-        if alpha_bar_earlier is None:
-            raise ValueError("a second-order step needs alpha_bar at the earlier point")
-        if math.isinf(h):
-            # r_s = h_r / h would be 0: diffusers' final_sigmas_type "zero" always ends in a first-order step.
-            raise ValueError("the step to sigma = 0 must be first order")
-        r = (lambda_s - vp_coefficients(alpha_bar_earlier)[2]) / h
-        data = (1.0 + 0.5 / r) * data - (0.5 / r) * x0_earlier.float()
+    data = multistep_data(x0, lambda_s, h, x0_earlier, alpha_bar_earlier)
     return (sigma_t / sigma_s * x.float() - alpha_t * math.expm1(-h) * data).to(x.dtype)
 
 
@@ -123,14 +130,7 @@ def dpmpp_2m_sde_step(
     _, sigma_s, lambda_s = vp_coefficients(alpha_bar)
     alpha_t, sigma_t, lambda_t = vp_coefficients(alpha_bar_next)
     h = lambda_t - lambda_s
-    data = x0.float()
-    if x0_earlier is not None:
-        if alpha_bar_earlier is None:
-            raise ValueError("a second-order step needs alpha_bar at the earlier point")
-        if math.isinf(h):
-            raise ValueError("the step to sigma = 0 must be first order")
-        r = (lambda_s - vp_coefficients(alpha_bar_earlier)[2]) / h
-        data = (1.0 + 0.5 / r) * data - (0.5 / r) * x0_earlier.float()
+    data = multistep_data(x0, lambda_s, h, x0_earlier, alpha_bar_earlier)
     decay = math.exp(-h)  # e^{-h}; 0 after the last step (h = inf)
     x_t = sigma_t / sigma_s * decay * x.float() - alpha_t * math.expm1(-2.0 * h) * data
     if sigma_t > 0:
