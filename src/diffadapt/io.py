@@ -287,18 +287,28 @@ CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
+def read_bytes_limited(path: str | Path, what: str, limit: int) -> bytes:
+    """A file's bytes, refusing a folder, a missing or unreadable file and one over ``limit`` bytes (read no
+    further than that) with a one-line error naming the file and what it should be."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"is a folder, but a {what} file is expected here", path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found", path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
+    if len(data) > limit:
+        raise InputError(f"{what} file is larger than {limit // 2**20} MiB", path)
+    return data
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON file; a missing, huge, undecodable or invalid file is a one-line error naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(f"config is larger than {MAX_CONFIG_BYTES // 2**20} MiB", path)
+    data = read_bytes_limited(path, "config", MAX_CONFIG_BYTES)
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:

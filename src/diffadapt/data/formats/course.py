@@ -22,6 +22,7 @@ from diffadapt.data.formats.checks import parse_label, resolved, resolves_inside
 from diffadapt.data.imageio import read_images
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
+from diffadapt.io import read_bytes_limited
 
 CSV_HEADER = ("image_name", "label")
 SPLIT_ORDER = ("train", "val", "test")
@@ -37,17 +38,7 @@ def is_course_layout(root: Path) -> bool:
 def read_text_file(path: Path, what: str, limit: int = MAX_CSV_BYTES) -> str:
     """A UTF-8 text file (BOM allowed) as str; a folder, an unreadable, huge or non-UTF-8 file is an error
     naming it (and the row of the first bad byte)."""
-    if path.is_dir():
-        raise InputError(f"is a folder, but a {what} file is expected here", path)
-    if not path.is_file():
-        raise InputError(f"{what} file not found", path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", path) from None
-    if len(data) > limit:
-        raise InputError(f"{what} file is larger than {limit // 2**20} MiB", path)
+    data = read_bytes_limited(path, what, limit)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
