@@ -305,6 +305,16 @@ def read_bytes_limited(path: str | Path, what: str, limit: int) -> bytes:
     return data
 
 
+def decode_utf8(data: bytes, path: str | Path, advice: str = "") -> str:
+    """``data`` as UTF-8 text, a leading byte-order mark dropped; a byte that is not UTF-8 is a one-line error
+    naming the file, the byte and its row, followed by ``advice``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {data[exc.start]:#04x}){advice}", path, row=row) from None
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON file; a missing, huge, undecodable or invalid file is a one-line error naming it."""
     path = Path(path)

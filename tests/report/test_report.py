@@ -80,6 +80,28 @@ def test_toml_config(tmp_path):
         load_report_config(path)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a = " + b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),  # tomllib recurses per level
+        (b"seed = 1\ntitle = '\xff'\n", "not UTF-8 text"),
+    ],
+)
+def test_toml_config_refuses_hostile_files(tmp_path, content, message):
+    path = tmp_path / "report.toml"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_report_config(path)
+    with pytest.raises(InputError, match="is a folder"):
+        load_report_config(tmp_path)
+
+
+def test_toml_config_allows_byte_order_mark(tmp_path):
+    path = tmp_path / "report.toml"
+    path.write_bytes("\ufeffseed = 5\n".encode())
+    assert load_report_config(path).seed == 5
+
+
 def test_example_config_loads():
     from pathlib import Path
 

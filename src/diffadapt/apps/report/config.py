@@ -16,6 +16,7 @@ from diffadapt.adapt.config import Method, Recipe
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.diffusion.sampler import Method as SamplerMethod
 from diffadapt.errors import InputError
+from diffadapt.io import MAX_CONFIG_BYTES, decode_utf8, read_bytes_limited
 from diffadapt.settings import Settings, described, number
 
 if sys.version_info >= (3, 11):
@@ -82,12 +83,13 @@ class ReportConfig(Settings):
 def load_report_config(path: str | Path) -> ReportConfig:
     """A report TOML file (see ``examples/report.toml``); unknown settings are refused."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("report config not found", path)
+    text = decode_utf8(read_bytes_limited(path, "report config", MAX_CONFIG_BYTES), path)
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML ({exc})", path) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise InputError("not valid TOML (nested too deeply)", path) from None
     sections = {"digits": DigitsPart, "ddim": DDIMPart, "adapt": AdaptPart}
     for name, cls in sections.items():
         if name in data:

@@ -22,7 +22,7 @@ from diffadapt.data.formats.checks import parse_label, resolved, resolves_inside
 from diffadapt.data.imageio import read_images
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
-from diffadapt.io import read_bytes_limited
+from diffadapt.io import decode_utf8, read_bytes_limited
 
 CSV_HEADER = ("image_name", "label")
 SPLIT_ORDER = ("train", "val", "test")
@@ -38,12 +38,7 @@ def is_course_layout(root: Path) -> bool:
 def read_text_file(path: Path, what: str, limit: int = MAX_CSV_BYTES) -> str:
     """A UTF-8 text file (BOM allowed) as str; a folder, an unreadable, huge or non-UTF-8 file is an error
     naming it (and the row of the first bad byte)."""
-    data = read_bytes_limited(path, what, limit)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        row = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {data[exc.start]:#04x}); save the {what} as UTF-8", path, row=row) from None
+    return decode_utf8(read_bytes_limited(path, what, limit), path, f"; save the {what} as UTF-8")
 
 
 def read_csv_rows(csv_path: Path) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ import numpy as np
 from diffadapt.data.formats.checks import check_array_bytes, check_labels, describe_dtype, label_vector, shorten
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
+from diffadapt.io import decode_utf8
 
 SIDE = 16
 MAX_TEXT_BYTES = 256 * 2**20  # usps.bz2 unpacks to 25 MB
@@ -115,11 +116,7 @@ def _read_text(path: Path) -> str:
         raise InputError(f"cannot read LIBSVM file ({exc})", path) from None
     if len(data) > MAX_TEXT_BYTES:
         raise InputError(f"LIBSVM file unpacks to more than {MAX_TEXT_BYTES // 2**20} MiB; USPS is 25 MB", path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        row = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {data[exc.start]:#04x})", path, row=row) from None
+    return decode_utf8(data, path)
 
 
 def _parse_row(parts: list[str]) -> tuple[int, np.ndarray]:
