@@ -6,7 +6,6 @@ import argparse
 
 from diffadapt.cli.common import add_command, add_family, finite_float, seed_number, whole_number
 
-
 MIN_SIZE, MAX_SIZE = 4, 1024  # image sides a prepared folder may have (the course's are 28)
 
 
