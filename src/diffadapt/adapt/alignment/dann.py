@@ -6,6 +6,10 @@ The gradient reversal layer makes F maximise the domain discriminator D's loss w
 learns features that predict the label but not the domain. lambda_p follows the paper's schedule
 (optim.reversal_coefficient) and arrives with every step. The optional last term (the ``matched``
 recipe's) minimises the entropy of target predictions, pushing decision boundaries away from target images.
+
+Reproduce (numbers in benchmarks/RESULTS.md):
+    python benchmarks/bench_adapt_pairs.py --out runs/adapt_pairs --epochs 3 --methods source,dann,target
+    diffadapt adapt train --source mnistm28.npz --target usps16_train.npz --method dann --recipe report --out RUN
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ teacher (Tarvainen & Valpola, 2017; French et al., ICLR 2018).
 T is the model itself (FixMatch) when ``teacher_decay`` is 0, else an exponential moving average of it
 (theta_T <- d theta_T + (1 - d) theta after every step), run on the target batch alone so its batch norm
 sees target statistics. Pseudo-labels never see target labels: the target's labels are not in the batch.
+
+Reproduce (numbers in benchmarks/RESULTS.md; the shipped models in MODEL_CARD.md):
+    python benchmarks/bench_adapt_pairs.py --out runs/adapt_pairs --epochs 3 --methods fixmatch --targets usps
+    python benchmarks/bench_adapt_pairs.py --out runs/adapt_long --epochs 8 --batch-size 64 --methods fixmatch \\
+        --targets svhn,mnist --tag b64e8
 """
 
 from __future__ import annotations
