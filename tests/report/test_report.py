@@ -92,6 +92,9 @@ def test_toml_config_refuses_hostile_files(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
         load_report_config(path)
+
+
+def test_toml_config_refuses_a_folder(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         load_report_config(tmp_path)
 
