@@ -318,10 +318,10 @@ def decode_utf8(data: bytes, path: str | Path, advice: str = "") -> str:
 def read_json(path: str | Path) -> Any:
     """A JSON file; a missing, huge, undecodable or invalid file is a one-line error naming it."""
     path = Path(path)
-    data = read_bytes_limited(path, "config", MAX_CONFIG_BYTES)
+    text = decode_utf8(read_bytes_limited(path, "config", MAX_CONFIG_BYTES), path, advice="; a JSON config is UTF-8")
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise InputError(f"config is not valid JSON ({type(exc).__name__}: {exc})", path) from None
 
 

@@ -12,12 +12,14 @@ import json
 import math
 import struct
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import save
 
 from diffadapt.apps.faces.models import MAX_NOISE_SIDE, load_noise
+from diffadapt.errors import InputError
 from diffadapt.io import load_weights, read_json, read_run_config
 from tests.fuzz.mutate import file_bytes, mutated, outcome
 
@@ -91,6 +93,16 @@ def test_fuzz_read_json(scratch, data):
     config = outcome(lambda: read_run_config(run))
     if config is not None:
         assert isinstance(config, dict)
+
+
+def test_read_json_names_the_row_of_a_byte_that_is_not_utf8(scratch):
+    path = scratch / "config.json"
+    path.write_bytes(b'{\n  "kind": "adapt",\n  "title": "\xff"\n}')
+    with pytest.raises(InputError, match=r"not UTF-8 text \(byte 0xff\); a JSON config is UTF-8") as error:
+        read_json(path)
+    assert str(path) in str(error.value) and "row 3" in str(error.value)
+    path.write_bytes(b'\xef\xbb\xbf{"kind": "adapt"}')  # a byte-order mark, as some Windows editors write it
+    assert read_json(path) == {"kind": "adapt"}
 
 
 # --- noise .pt -------------------------------------------------------------------------------------------
