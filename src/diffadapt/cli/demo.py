@@ -28,9 +28,9 @@ def register(families: argparse._SubParsersAction) -> None:
 
 
 def summarise(index, results_file) -> None:
-    import json
+    from diffadapt.io import read_json
 
-    results = json.loads(results_file.read_text())
+    results = read_json(results_file)
     print(f"\nreport written: {index}  ({results['total_seconds']:.0f} s on {results['device']})")
     if "digits" in results:
         s = results["digits"]["scores"]

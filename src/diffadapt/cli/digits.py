@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from diffadapt.cli.common import (
@@ -33,11 +32,13 @@ SCHEDULE_SETTINGS = {"num_timesteps": "--timesteps", "beta_start": "--beta-start
 def shipped_defaults() -> dict:
     """The shipped checkpoint's sampling section, for the help texts (a small JSON read; {} if absent)."""
     from diffadapt.diffusion.models import default_digits_checkpoint
+    from diffadapt.io import read_json
 
     try:
-        return json.loads((default_digits_checkpoint() / "config.json").read_text()).get("sampling", {})
-    except (OSError, ValueError):
+        sampling = read_json(default_digits_checkpoint() / "config.json").get("sampling", {})
+    except (OSError, ValueError, AttributeError):
         return {}
+    return sampling if isinstance(sampling, dict) else {}
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
