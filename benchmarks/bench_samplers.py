@@ -4,11 +4,11 @@
 
 A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
 ``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step) or ``unipc:8:trailing:0:4@100-499``;
-missing fields are the checkpoint's. Without settings: every sampler at 5 / 10 / 15 / 25 steps and the old
-default. Each row: network evaluations per image, seconds for all images (same process, same threads, one
-after the other, so ratios are fair), course accuracy (the course's LeNet, ``hw2_digit_classifier.pth``), judge
-accuracy and Fréchet distance, and the classification accuracy score against real MNIST-M (``mnistm28.npz``;
-its real side is measured once per seed). Rows are appended to OUT/results.jsonl as they finish (a rerun
+missing fields are the checkpoint's. Without settings: the old default, the shipped default, and every sampler
+(DDIM at eta 0 and 1) at 5 / 10 / 15 / 25 steps. Each row: network evaluations per image, seconds for all images
+(same process, same threads, one after the other, so ratios are fair), course accuracy (the course's LeNet,
+``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance, and the classification accuracy score against
+real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl as they finish (a rerun
 skips finished rows).
 """
 
@@ -32,8 +32,10 @@ from diffadapt.evaluate.lenet import load_course_classifier
 from diffadapt.images import nhwc_to_nchw
 
 OLD_DEFAULT = "ddim:25:leading:1:4"
-DEFAULT_SETTINGS = [OLD_DEFAULT] + [f"{method}:{steps}:trailing" for method in ("dpmpp-2m", "unipc") for steps in (5, 10, 15, 25)] + \
-    [f"ddim:{steps}:trailing:1" for steps in (5, 10, 15)]
+SHIPPED_DEFAULT = "dpmpp-2m-sde:6:trailing"
+GRID = [f"{method}:{steps}:trailing{eta}" for steps in (5, 10, 15, 25)
+        for method, eta in (("ddim", ":0"), ("ddim", ":1"), ("dpmpp-2m", ""), ("dpmpp-2m-sde", ""), ("unipc", ""))]
+DEFAULT_SETTINGS = [OLD_DEFAULT, SHIPPED_DEFAULT] + GRID
 
 
 def parse(setting: str, loaded) -> tuple:
