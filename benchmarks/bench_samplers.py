@@ -8,8 +8,8 @@ missing fields are the checkpoint's. Without settings: the old default, the ship
 (DDIM at eta 0 and 1) at 5 / 10 / 15 / 25 steps. Each row: network evaluations per image, seconds for all images
 (same process, same threads, one after the other, so ratios are fair), course accuracy (the course's LeNet,
 ``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance, and the classification accuracy score against
-real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl as they finish (a rerun
-skips finished rows).
+real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl
+as they finish (a rerun skips finished rows).
 """
 
 from __future__ import annotations
