@@ -94,6 +94,20 @@ def test_toml_config_refuses_hostile_files(tmp_path, content, message):
         load_report_config(path)
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ('parts = ["digits", "digits"]\n', "parts: 'digits' is listed twice"),
+    ('[adapt]\ntargets = ["usps", "svhn", "usps"]\n', "adapt.targets: 'usps' is listed twice"),
+    ('[adapt]\nseeds = [0, 1, 0]\n', "adapt.seeds: 0 is listed twice"),
+    ('[digits]\nscore_seeds = [2, 2]\n', "digits.score_seeds: 2 is listed twice"),
+])
+def test_toml_config_refuses_repeated_runs(tmp_path, content, message):
+    path = tmp_path / "report.toml"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message) as info:
+        load_report_config(path)
+    assert str(path) in str(info.value)
+
+
 def test_toml_config_refuses_a_folder(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         load_report_config(tmp_path)

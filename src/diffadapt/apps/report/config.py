@@ -94,7 +94,25 @@ def load_report_config(path: str | Path) -> ReportConfig:
     for name, cls in sections.items():
         if name in data:
             data[name] = cls.from_dict(data[name], path, name, ignore_unknown=False)
-    return ReportConfig.from_dict(data, path, ignore_unknown=False)
+    config = ReportConfig.from_dict(data, path, ignore_unknown=False)
+    refuse_repeats(config, path)
+    return config
+
+
+# Lists whose entries each start a stage or a run: a repeat would redo hours of work, or collide with its
+# own run folder, long after the file was read.
+ONE_EACH = {"parts": lambda c: c.parts, "data_sources": lambda c: c.data_sources, "digits.score_seeds": lambda c: c.digits.score_seeds,
+            "adapt.targets": lambda c: c.adapt.targets, "adapt.methods": lambda c: c.adapt.methods,
+            "adapt.seeds": lambda c: c.adapt.seeds, "adapt.runs": lambda c: c.adapt.runs}
+
+
+def refuse_repeats(config: ReportConfig, path: Path) -> None:
+    for key, entries in ONE_EACH.items():
+        seen = set()
+        for entry in entries(config):
+            if entry in seen:
+                raise InputError(f"{key}: {entry!r} is listed twice", path)
+            seen.add(entry)
 
 
 def demo_config() -> ReportConfig:
