@@ -7,6 +7,7 @@ setting.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,15 +102,13 @@ def load_report_config(path: str | Path) -> ReportConfig:
 
 # Lists whose entries each start a stage or a run: a repeat would redo hours of work, or collide with its
 # own run folder, long after the file was read.
-ONE_EACH = {"parts": lambda c: c.parts, "data_sources": lambda c: c.data_sources, "digits.score_seeds": lambda c: c.digits.score_seeds,
-            "adapt.targets": lambda c: c.adapt.targets, "adapt.methods": lambda c: c.adapt.methods,
-            "adapt.seeds": lambda c: c.adapt.seeds, "adapt.runs": lambda c: c.adapt.runs}
+ONE_EACH = ("parts", "data_sources", "digits.score_seeds", "adapt.targets", "adapt.methods", "adapt.seeds", "adapt.runs")
 
 
 def refuse_repeats(config: ReportConfig, path: Path) -> None:
-    for key, entries in ONE_EACH.items():
+    for key in ONE_EACH:
         seen = set()
-        for entry in entries(config):
+        for entry in functools.reduce(getattr, key.split("."), config):
             if entry in seen:
                 raise InputError(f"{key}: {entry!r} is listed twice", path)
             seen.add(entry)
