@@ -76,3 +76,13 @@ def test_cli_options_take_defaults_and_choices_from_the_configs(run_cli):
 def test_generate_refuses_bad_numbers_before_any_work(run_cli, tmp_path, args, message):
     code, _, err = run_cli("digits", "generate", tmp_path / "out", "--per-class", "1", *args)
     assert code == 2 and message in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_unique_list_refuses_a_repeat_however_the_config_is_built():
+    from diffadapt.apps.report.config import AdaptPart, ReportConfig
+
+    with pytest.raises(InputError, match="parts: 'data' is listed twice"):
+        ReportConfig(parts=("data", "digits", "data"))
+    with pytest.raises(InputError, match="methods: 'dann' is listed twice"):
+        AdaptPart(methods=["dann", "dann"])
+    assert ReportConfig(parts=("digits",)).parts == ("digits",)

@@ -4,7 +4,8 @@ Every config of the toolkit (``UNetConfig``, ``ScheduleConfig``, ``SamplerConfig
 ``AdaptConfig``, the report's) is a dataclass deriving from :class:`Settings`. On construction each field is
 checked against its annotation (``int``, ``float``, ``bool``, ``str``, ``Literal[...]``, ``tuple[int, ...]``,
 ``X | None``) and against the bounds given with :func:`number`: numbers must be finite, whole where an
-``int`` is asked for, and inside their range. A bad value raises :class:`~diffadapt.errors.InputError`
+``int`` is asked for, and inside their range; a list declared ``unique`` with :func:`described` may not repeat
+an entry. A bad value raises :class:`~diffadapt.errors.InputError`
 naming the field; :meth:`Settings.from_dict` adds the file, so a damaged checkpoint config reads
 ``RUN/config.json: model.base_channels: expected a whole number, got 'wide'``.
 
@@ -35,11 +36,13 @@ def number(default: Any, *, at_least: float | None = None, above: float | None =
     return dataclasses.field(default=default, metadata=bounds)
 
 
-def described(default: Any, help: str) -> Any:  # noqa: A002
-    """A dataclass field with a help text (shown by the CLI beside the default)."""
+def described(default: Any, help: str, *, unique: bool = False) -> Any:  # noqa: A002
+    """A dataclass field with a help text (shown by the CLI beside the default); ``unique``: a list whose
+    entries may not repeat (each one starts a stage or a run)."""
+    metadata = {"help": help, "unique": unique}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def choices_of(annotation: Any) -> tuple[Any, ...] | None:
@@ -139,6 +142,16 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
     return value
 
 
+def check_unique(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> None:
+    if not metadata.get("unique") or not isinstance(value, (list, tuple)):
+        return
+    seen = set()
+    for entry in value:
+        if entry in seen:
+            raise InputError(f"{name}: {entry!r} is listed twice")
+        seen.add(entry)
+
+
 def check_bounds(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
@@ -160,6 +173,7 @@ class Settings:
         for f in fields(self):  # type: ignore[arg-type]
             value = coerce(f.name, field_annotation(type(self), f.name), getattr(self, f.name))
             check_bounds(f.name, value, f.metadata)
+            check_unique(f.name, value, f.metadata)
             object.__setattr__(self, f.name, value)
         self.validate()
 

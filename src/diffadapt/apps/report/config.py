@@ -7,7 +7,6 @@ setting.
 
 from __future__ import annotations
 
-import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ class DigitsPart(Settings):
     classifier: str = described("", "the course's Classifier.pth; empty: no course accuracy")
     judge: str = described(DEFAULT, "judge run folder; default: the shipped MNIST-M judge")
     real: str = described("", "real labelled digits for the classification accuracy score; empty: none")
-    score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings")
+    score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings", unique=True)
     batch_size: int = number(500, at_least=1, at_most=100_000, help="images per forward pass")
 
 
@@ -59,14 +58,14 @@ class DDIMPart(Settings):
 @dataclass
 class AdaptPart(Settings):
     source: str = described("mnistm", "labelled source domain")
-    targets: tuple[str, ...] = described(("usps", "svhn"), "target domains")
-    methods: tuple[Method, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each")
+    targets: tuple[str, ...] = described(("usps", "svhn"), "target domains", unique=True)
+    methods: tuple[Method, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each", unique=True)
     recipe: Recipe = described("matched", "adaptation recipe")
     epochs: int = number(10, at_least=1, at_most=100_000, help="passes over the source's training split")
     batch_size: int = number(128, at_least=2, at_most=1 << 16, help="images per domain per step")
-    seeds: tuple[int, ...] = described((0,), "one run per seed")
+    seeds: tuple[int, ...] = described((0,), "one run per seed", unique=True)
     tsne_per_domain: int = number(500, at_least=10, at_most=100_000, help="val images per domain in the t-SNE")
-    runs: tuple[str, ...] = described((), "trained run folders to show instead of training")
+    runs: tuple[str, ...] = described((), "trained run folders to show instead of training", unique=True)
 
 
 @dataclass
@@ -77,8 +76,9 @@ class ReportConfig(Settings):
     digits: DigitsPart = field(default_factory=DigitsPart)
     ddim: DDIMPart = field(default_factory=DDIMPart)
     adapt: AdaptPart = field(default_factory=AdaptPart)
-    parts: tuple[Part, ...] = described(("data", "digits", "ddim", "adapt"), "parts to run, in order")
-    data_sources: tuple[str, ...] = described((), "sources shown in the data part; empty: the adaptation source and targets")
+    parts: tuple[Part, ...] = described(("data", "digits", "ddim", "adapt"), "parts to run, in order", unique=True)
+    data_sources: tuple[str, ...] = described((), "sources shown in the data part; empty: the adaptation source and targets",
+                                                unique=True)
 
 
 def load_report_config(path: str | Path) -> ReportConfig:
@@ -95,23 +95,7 @@ def load_report_config(path: str | Path) -> ReportConfig:
     for name, cls in sections.items():
         if name in data:
             data[name] = cls.from_dict(data[name], path, name, ignore_unknown=False)
-    config = ReportConfig.from_dict(data, path, ignore_unknown=False)
-    refuse_repeats(config, path)
-    return config
-
-
-# Lists whose entries each start a stage or a run: a repeat would redo hours of work, or collide with its
-# own run folder, long after the file was read.
-ONE_EACH = ("parts", "data_sources", "digits.score_seeds", "adapt.targets", "adapt.methods", "adapt.seeds", "adapt.runs")
-
-
-def refuse_repeats(config: ReportConfig, path: Path) -> None:
-    for key in ONE_EACH:
-        seen = set()
-        for entry in functools.reduce(getattr, key.split("."), config):
-            if entry in seen:
-                raise InputError(f"{key}: {entry!r} is listed twice", path)
-            seen.add(entry)
+    return ReportConfig.from_dict(data, path, ignore_unknown=False)
 
 
 def demo_config() -> ReportConfig:
