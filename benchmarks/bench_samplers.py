@@ -9,7 +9,8 @@ missing fields are the checkpoint's. Without settings: the old default, the ship
 (same process, same threads, one after the other, so ratios are fair), course accuracy (the course's LeNet,
 ``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance, and the classification accuracy score against
 real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl
-as they finish (a rerun skips finished rows).
+as they finish; a rerun skips a row already measured with the same sampler, guidance, image count, seeds and
+precision.
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.jsonl"
-    done = {json.loads(line)["setting"]: json.loads(line) for line in results_file.read_text().splitlines()} if results_file.exists() else {}
+    # A row is reused only for the same run, not the same SETTING text: a setting's missing fields are the
+    # checkpoint's defaults, so the text alone would match a row measured under another default.
+    done = {}
+    for line in results_file.read_text().splitlines() if results_file.exists() else []:
+        row = json.loads(line)
+        done[(row["sampler"], row["guidance"], row["images"], row.get("seed"), tuple(row["cas_seeds"]), row["precision"])] = row
     loaded = load_model(None, device="cpu", precision=args.precision)
     classifier = load_course_classifier(require("hw2_digit_classifier.pth"))
     judge = load_judge()
@@ -82,10 +88,13 @@ def main() -> None:
     else:
         real_scores = real_baseline(labels, *reference, seeds=seeds)
         real_file.write_text(json.dumps(real_scores))
+    precision = "bf16" if loaded.bf16 else "fp32"
+    keys = {}
     for setting in args.settings:
-        if setting in done:
-            continue
         sampler, guidance = parse(setting, loaded)
+        keys[setting] = (sampler.describe(loaded.schedule), str(guidance), args.per_class * 10, args.seed, seeds, precision)
+        if keys[setting] in done:
+            continue
         start = time.perf_counter()
         images, labels = generate_images(loaded, args.per_class, sampler, guidance, args.seed, progress=False)
         seconds = time.perf_counter() - start
@@ -96,22 +105,22 @@ def main() -> None:
                "forwards": guidance.forwards(sampler.timesteps(loaded.schedule)), "seconds": seconds, "images": len(labels),
                "course_accuracy": scores.overall, "judge_accuracy": scores.judge_accuracy, "frechet": scores.frechet,
                "floor": scores.floor_at_n, "cas": sum(cas.generated) / len(seeds), "cas_real": sum(cas.real) / len(seeds),
-               "cas_ratio": cas.ratio, "cas_seeds": list(seeds), "machine": machine(), "precision": "bf16" if loaded.bf16 else "fp32",
+               "cas_ratio": cas.ratio, "cas_seeds": list(seeds), "seed": args.seed, "machine": machine(), "precision": precision,
                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-        done[setting] = row
+        done[keys[setting]] = row
         with open(results_file, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(f"{setting}: {row['forwards']} evals/image, {seconds:.1f} s, course {row['course_accuracy'] * 100:.2f} %, "
               f"FD {row['frechet']:.3f}, CAS ratio {row['cas_ratio']:.3f}", flush=True)
-    old = done.get(OLD_DEFAULT)
+    old = done.get(keys.get(OLD_DEFAULT))
     rows = []
     for setting in args.settings:
-        row = done[setting]
+        row = done[keys[setting]]
         ratio = f", {row['seconds'] / old['seconds']:.2f}x old" if old else ""
         rows.append((f"{row['sampler']}, {row['guidance']}", f"{row['forwards']} evals, {row['seconds']:.1f} s{ratio}",
                      f"course {row['course_accuracy'] * 100:.2f} %, judge {row['judge_accuracy'] * 100:.1f} %, FD {row['frechet']:.3f}, "
                      f"CAS {row['cas']:.3f} / real {row['cas_real']:.3f} = {row['cas_ratio']:.3f}"))
-    print_table(f"shipped digit model, {args.per_class * 10} images, seed {args.seed} ({rows and done[args.settings[0]]['precision']})", rows)
+    print_table(f"shipped digit model, {args.per_class * 10} images, seed {args.seed} ({precision})", rows)
 
 
 if __name__ == "__main__":
