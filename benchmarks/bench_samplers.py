@@ -58,6 +58,15 @@ def parse(setting: str, loaded) -> tuple:
     return sampler, guidance
 
 
+# What makes two rows the same measurement. Not the SETTING text: its missing fields are the checkpoint's
+# defaults, so the text alone would match a row measured under another default.
+RUN_FIELDS = ("sampler", "guidance", "images", "seed", "cas_seeds", "precision")
+
+
+def run_key(row: dict) -> tuple:
+    return tuple(json.dumps(row.get(name)) for name in RUN_FIELDS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("settings", nargs="*", default=DEFAULT_SETTINGS)
@@ -70,12 +79,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.jsonl"
-    # A row is reused only for the same run, not the same SETTING text: a setting's missing fields are the
-    # checkpoint's defaults, so the text alone would match a row measured under another default.
-    done = {}
-    for line in results_file.read_text().splitlines() if results_file.exists() else []:
-        row = json.loads(line)
-        done[(row["sampler"], row["guidance"], row["images"], row.get("seed"), tuple(row["cas_seeds"]), row["precision"])] = row
+    lines = results_file.read_text().splitlines() if results_file.exists() else []
+    done = {run_key(row): row for row in map(json.loads, lines)}
     loaded = load_model(None, device="cpu", precision=args.precision)
     classifier = load_course_classifier(require("hw2_digit_classifier.pth"))
     judge = load_judge()
@@ -92,7 +97,9 @@ def main() -> None:
     keys = {}
     for setting in args.settings:
         sampler, guidance = parse(setting, loaded)
-        keys[setting] = (sampler.describe(loaded.schedule), str(guidance), args.per_class * 10, args.seed, seeds, precision)
+        run = {"sampler": sampler.describe(loaded.schedule), "guidance": str(guidance), "images": args.per_class * 10,
+               "seed": args.seed, "cas_seeds": list(seeds), "precision": precision}
+        keys[setting] = run_key(run)
         if keys[setting] in done:
             continue
         start = time.perf_counter()
@@ -101,12 +108,10 @@ def main() -> None:
         tensor = nhwc_to_nchw(images)
         cas = classification_accuracy_score(tensor, labels, *reference, seeds=seeds, real_scores=real_scores)
         scores = score_digits(tensor, labels.numpy(), classifier, judge, cas)
-        row = {"setting": setting, "sampler": sampler.describe(loaded.schedule), "guidance": str(guidance),
-               "forwards": guidance.forwards(sampler.timesteps(loaded.schedule)), "seconds": seconds, "images": len(labels),
+        row = {"setting": setting, **run, "forwards": guidance.forwards(sampler.timesteps(loaded.schedule)), "seconds": seconds,
                "course_accuracy": scores.overall, "judge_accuracy": scores.judge_accuracy, "frechet": scores.frechet,
                "floor": scores.floor_at_n, "cas": sum(cas.generated) / len(seeds), "cas_real": sum(cas.real) / len(seeds),
-               "cas_ratio": cas.ratio, "cas_seeds": list(seeds), "seed": args.seed, "machine": machine(), "precision": precision,
-               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+               "cas_ratio": cas.ratio, "machine": machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
         done[keys[setting]] = row
         with open(results_file, "a") as handle:
             handle.write(json.dumps(row) + "\n")
