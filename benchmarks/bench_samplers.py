@@ -82,6 +82,7 @@ def main() -> None:
     lines = results_file.read_text().splitlines() if results_file.exists() else []
     done = {run_key(row): row for row in map(json.loads, lines)}
     loaded = load_model(None, device="cpu", precision=args.precision)
+    parsed = {setting: parse(setting, loaded) for setting in args.settings}  # every typo before the first long run
     classifier = load_course_classifier(require("hw2_digit_classifier.pth"))
     judge = load_judge()
     seeds = tuple(int(s) for s in args.score_seeds.split(","))
@@ -95,8 +96,7 @@ def main() -> None:
         real_file.write_text(json.dumps(real_scores))
     precision = "bf16" if loaded.bf16 else "fp32"
     keys = {}
-    for setting in args.settings:
-        sampler, guidance = parse(setting, loaded)
+    for setting, (sampler, guidance) in parsed.items():
         run = {"sampler": sampler.describe(loaded.schedule), "guidance": str(guidance), "images": args.per_class * 10,
                "seed": args.seed, "cas_seeds": list(seeds), "precision": precision}
         keys[setting] = run_key(run)
