@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from importlib.resources import files
 
 import pytest
 
@@ -131,3 +133,20 @@ def test_report_command_checks_paths_first(run_cli, tmp_path):
     path.write_text(f'[digits]\nclassifier = "{tmp_path / "missing.pth"}"\n')
     code, _, err = run_cli("report", "--config", path, "--out", tmp_path / "out")
     assert code == 2 and "digits.classifier" in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("domain", ["../../escaped", "/tmp/absolute"])
+def test_domain_names_from_a_run_stay_inside_the_report(tmp_path, domain):
+    """A run's config.json names its domains; the report names t-SNE folders after them, never leaving out."""
+    run = tmp_path / "run"
+    shutil.copytree(str(files("diffadapt") / "assets" / "adapt_usps"), run)
+    document = json.loads((run / "config.json").read_text())
+    document["source"].update(spec="mnistm", domain=domain)
+    document["target"]["spec"] = "usps"
+    (run / "config.json").write_text(json.dumps(document))
+    config = ReportConfig(parts=["adapt"], adapt=AdaptPart(runs=[str(run)], tsne_per_domain=10))
+    out = tmp_path / "deep" / "er" / "out"
+    build_report(config, out, log=lambda line: None)
+    written = {p for p in tmp_path.rglob("*") if p.is_file()} - {p for p in run.rglob("*")}
+    assert written and all(out in p.parents for p in written)
+    assert (out / "tsne").is_dir() and len(list((out / "tsne").iterdir())) == 1

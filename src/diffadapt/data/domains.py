@@ -1,7 +1,9 @@
-"""Domain names: the canonical name of each known digit domain and guessing it from a path."""
+"""Domain names: the canonical name of each known digit domain, guessing it from a path, and naming a folder
+after it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 KNOWN_DOMAINS = {
@@ -34,3 +36,10 @@ DISPLAY_NAMES = {"mnistm": "MNIST-M", "mnist": "MNIST", "usps": "USPS", "svhn": 
 def display_name(domain: str) -> str:
     """How tables and figures write a domain ("mnistm" -> "MNIST-M"); unknown names as they are."""
     return DISPLAY_NAMES.get(domain, domain)
+
+
+def folder_name(domain: str) -> str:
+    """The domain's name as one folder name that stays inside its parent: every character but letters, digits,
+    ``_``, ``-`` and ``.`` becomes ``_`` and leading dots are dropped. A name comes from files a user may not
+    have written (``domain.txt``, a run's config.json), so ``../../x`` must not become a path."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", domain).lstrip(".") or "images"

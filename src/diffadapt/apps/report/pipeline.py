@@ -35,6 +35,7 @@ from diffadapt.apps.preview import preview_grid
 from diffadapt.apps.report.config import DEFAULT, ReportConfig
 from diffadapt.apps.report.html import render_page
 from diffadapt.data import read_source
+from diffadapt.data.domains import folder_name
 from diffadapt.data.prepare import describe
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import load_model
@@ -147,7 +148,7 @@ def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[st
             for method in part.methods:
                 method_config = replace(preset(part.recipe, method, epochs=part.epochs, batch_size=part.batch_size),
                                         source_box=framed.source_box, target_box=framed.target_box)
-                run_dir = out / "adapt" / f"{source.domain}-to-{target.domain}" / f"{method}-{part.recipe}"
+                run_dir = out / "adapt" / f"{folder_name(source.domain)}-to-{folder_name(target.domain)}" / f"{method}-{part.recipe}"
                 start = time.perf_counter()
                 train_runs(part.source, target_spec, method_config, run_dir, part.seeds, device, progress=True,
                            report=lambda line: None, pair=(source, target, method_config))
@@ -157,7 +158,7 @@ def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[st
     figures, curves = [], []
     for run in runs:
         loaded = load_run(run)
-        name = f"{loaded.document['source']['domain']}-to-{loaded.document['target']['domain']}-{loaded.config.method}"
+        name = f"{folder_name(loaded.document['source']['domain'])}-to-{folder_name(loaded.document['target']['domain'])}-{loaded.config.method}"
         if (loaded.path / CURVES_FILE).is_file() and str(loaded.path).startswith(str(out)):
             curves.append({"run": name, "figure": _shown(loaded.path / CURVES_FILE, out)})
         if loaded.config.method in ("source", "target"):
