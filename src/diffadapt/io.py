@@ -121,6 +121,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise InputError("is a folder; expected a file name", path)
+    if path.exists() and not path.is_file():
+        # A rename would put a regular file where a device, pipe or socket was (as root, even /dev/null).
+        raise InputError("is a device, pipe or socket, not a file; expected a file name", path)
     _prepare_parent(path)
     remove_stale_temporaries(path)
     try:

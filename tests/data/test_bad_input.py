@@ -5,6 +5,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import os
+import stat
 import struct
 import warnings
 import zlib
@@ -549,3 +551,12 @@ def test_readers_emit_no_warnings(tmp_path, rng):
             with pytest.raises(InputError):
                 read_image(tmp_path / bad) if bad.endswith(".png") else read_source(tmp_path / bad)
     assert not caught, [str(w.message) for w in caught]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_output_that_is_a_pipe_is_not_replaced(run_cli, tmp_path):
+    pipe = tmp_path / "out.png"
+    os.mkfifo(pipe)
+    code, _, err = run_cli("data", "preview", "mnist", "--out", pipe)
+    assert code == 2 and "not a file" in err and len(err.strip().splitlines()) == 1
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and list(tmp_path.iterdir()) == [pipe]
