@@ -4,6 +4,8 @@ classifier's accuracy when given, the accuracy score when real images are given.
 from __future__ import annotations
 
 import json
+import shutil
+from importlib.resources import files
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import torch
 from PIL import Image
 
 from diffadapt.data import load_embedded
+from diffadapt.errors import InputError
 from diffadapt.evaluate.generated import score_digits
 from diffadapt.evaluate.judge import JudgeNet, load_judge
 from diffadapt.evaluate.lenet import CourseLeNet
@@ -75,3 +78,27 @@ def test_train_judge_tiny(run_cli, tmp_path):
     assert isinstance(judge.model, JudgeNet) and judge.mu.shape == (128,) and "floors: halves" in out
     config = json.loads((tmp_path / "judge" / "config.json").read_text())
     assert set(config["floors_by_size"]) == {"100", "200"}  # 1,000 val images: floors up to half of them
+
+
+def test_evaluate_refuses_odd_folders(run_cli, real_folder, tmp_path):
+    val = load_embedded("mnistm")["val"]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    Image.fromarray(val.images[0]).save(odd / "\u00b2_000.png")  # '²'.isdigit() is true, int('²') fails
+    code, _, err = run_cli("digits", "evaluate", odd, "--no-judge")
+    assert code == 2 and "must start with the digit" in err and len(err.strip().splitlines()) == 1
+    one = tmp_path / "one"
+    write_folder(one, val.images[:1], val.labels[:1])
+    code, _, err = run_cli("digits", "evaluate", one)
+    assert code == 2 and "at least 2 images" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("floors", [{"100": "abc"}, {"100": [1]}, {"100": None}, [1]])
+def test_judge_config_floors_must_be_numbers(tmp_path, floors):
+    judge = tmp_path / "judge"
+    shutil.copytree(str(files("diffadapt") / "assets" / "judge_mnistm"), judge)
+    config = json.loads((judge / "config.json").read_text())
+    config["floors_by_size"] = floors
+    (judge / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="floors_by_size of numbers"):
+        load_judge(judge)

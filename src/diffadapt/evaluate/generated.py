@@ -26,7 +26,7 @@ def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray,
         raise InputError("folder holds no images", folder)
     labels = []
     for path in paths:
-        if not path.name[0].isdigit():
+        if path.name[0] not in "0123456789":  # not str.isdigit: it also accepts '²' and '①', which int() refuses
             raise InputError("file name must start with the digit it shows (e.g. 3_017.png)", path)
         labels.append(int(path.name[0]))
     images = read_images(paths, progress=False)
@@ -99,6 +99,8 @@ def score_digits(images: torch.Tensor, labels: np.ndarray, classifier: torch.nn.
         scores.per_class = {int(d): float((predictions[labels == d] == d).mean()) for d in np.unique(labels)}
         scores.overall = float((predictions == labels).mean())
     if judge is not None:
+        if len(labels) < 2:
+            raise InputError(f"the Fréchet distance needs at least 2 images, got {len(labels)} (--no-judge scores one)")
         features, judge_predictions = judge_features(judge.model, images)
         scores.frechet = frechet_distance(*feature_statistics(features), judge.mu, judge.sigma)
         scores.floor_halves = float(judge.config["floor_halves"])

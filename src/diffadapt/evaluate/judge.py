@@ -7,6 +7,7 @@ real-vs-real floors, so ``digits evaluate`` needs no data set at hand.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -175,6 +176,10 @@ class LoadedJudge:
     sigma: np.ndarray
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def load_judge(path: str | Path | None = None) -> LoadedJudge:
     """A judge run folder (default: the shipped MNIST-M judge), checked: kind, weights, real statistics."""
     run_dir = Path(path) if path is not None else default_judge_checkpoint()
@@ -184,8 +189,9 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     source = run_dir / CONFIG_FILE
     if config.get("kind") != JUDGE_KIND:
         raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", source)
-    if not isinstance(config.get("floor_halves"), (int, float)) or not isinstance(config.get("floors_by_size", {}), dict):
-        raise InputError("judge config needs a number floor_halves and an object floors_by_size", source)
+    floors = config.get("floors_by_size", {})
+    if not _is_number(config.get("floor_halves")) or not isinstance(floors, dict) or not all(map(_is_number, floors.values())):
+        raise InputError("judge config needs a number floor_halves and an object floors_by_size of numbers", source)
     tensors, _ = load_weights(run_dir / "model.safetensors")
     model = JudgeNet()
     load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, run_dir)
