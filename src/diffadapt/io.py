@@ -231,10 +231,23 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - safetensors' own error type has moved between releases
         raise InputError(f"not a readable safetensors file ({type(exc).__name__}: {exc})", path) from None
+    check_weight_tensors(tensors, path)
+    return tensors, metadata
+
+
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)  # int64: batch-norm step counts
+
+
+def check_weight_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse what no model's weights are: a sparse or quantised tensor, a dtype outside ``WEIGHT_DTYPES``
+    (float8, complex, bool, int32 ...: torch would cast them silently or fail deep inside), NaN or infinity."""
+    allowed = ", ".join(str(dtype).removeprefix("torch.") for dtype in WEIGHT_DTYPES)
     for key, value in tensors.items():
+        if value.layout != torch.strided or value.is_quantized or value.dtype not in WEIGHT_DTYPES:
+            kind = f"{value.dtype}" if value.layout == torch.strided else f"{value.layout}"
+            raise InputError(f"tensor {key!r} is {kind.removeprefix('torch.')}; weights must be dense {allowed}", path)
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise InputError(f"tensor {key!r} holds NaN or infinite values", path)
-    return tensors, metadata
 
 
 def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:
@@ -243,7 +256,9 @@ def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Ten
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
     wrong_shape = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong_shape:
+    # load_state_dict would cast an integer tensor into a float parameter (and back) without a word.
+    wrong_kind = [k for k in expected if k in weights and weights[k].is_floating_point() != expected[k].is_floating_point()]
+    if missing or unexpected or wrong_shape or wrong_kind:
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
@@ -252,6 +267,9 @@ def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Ten
         if wrong_shape:
             k = wrong_shape[0]
             parts.append(f"{len(wrong_shape)} keys of the wrong shape (e.g. {k}: {tuple(weights[k].shape)} vs {tuple(expected[k].shape)})")
+        if wrong_kind:
+            k = wrong_kind[0]
+            parts.append(f"{len(wrong_kind)} keys of the wrong type (e.g. {k}: {weights[k].dtype} vs {expected[k].dtype})")
         raise InputError("weights do not fit this model: " + "; ".join(parts), source)
     module.load_state_dict(weights, strict=True)
 
@@ -278,9 +296,7 @@ def load_state_dict_file(path: str | Path, what: str) -> dict[str, torch.Tensor]
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError("expected a state dict of tensors (or {'state_dict': ...})", path)
-    for key, value in state.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise InputError(f"tensor {key!r} holds NaN or infinite values", path)
+    check_weight_tensors(state, path)
     return state
 
 

@@ -29,6 +29,7 @@ from diffadapt.progress import progress_bar
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
+MAX_NOISE_VALUE = 100.0  # |z| > 100 has probability ~0 for any N(0, 1) sample: such a file is not noise
 
 
 @dataclass
@@ -124,6 +125,8 @@ def load_noise(path: str | Path) -> torch.Tensor:
     noise = safe_torch_load(path, "noise file")
     if not isinstance(noise, torch.Tensor):
         raise InputError(f"expected a tensor, found a {type(noise).__name__}", path)
+    if noise.layout != torch.strided or noise.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise InputError(f"noise must be a dense float16, bfloat16, float32 or float64 tensor, got {noise.dtype} ({noise.layout})", path)
     if noise.ndim == 3:
         noise = noise[None]
     if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != 3 or not noise.is_floating_point():
@@ -132,6 +135,8 @@ def load_noise(path: str | Path) -> torch.Tensor:
         raise InputError(f"noise of size {noise.shape[-2]}x{noise.shape[-1]}: sides must be in 8..{MAX_NOISE_SIDE}", path)
     if not bool(torch.isfinite(noise).all()):
         raise InputError("noise holds NaN or infinite values", path)
+    if float(noise.abs().max()) > MAX_NOISE_VALUE:
+        raise InputError(f"noise values reach {float(noise.abs().max()):.3g}; standard Gaussian noise stays within +-{MAX_NOISE_VALUE:g}", path)
     return noise.float()
 
 

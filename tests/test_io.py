@@ -1,0 +1,48 @@
+"""Weight and noise files: what a model's tensors never are is refused with one line, not a deep traceback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from diffadapt.apps.faces.models import load_noise
+from diffadapt.errors import InputError
+from diffadapt.io import load_state_dict_file, load_state_dict_strict, load_weights
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.complex64, torch.bool, torch.int32])
+def test_safetensors_of_odd_dtypes_are_refused(tmp_path, dtype):
+    path = tmp_path / "model.safetensors"
+    save_file({"w": torch.ones(3, 3).to(dtype)}, str(path))
+    with pytest.raises(InputError, match="'w' is .*weights must be dense"):
+        load_weights(path)
+
+
+@pytest.mark.parametrize("make", [lambda: torch.ones(2, 2).to_sparse(), lambda: torch.ones(2, 2).to(torch.float8_e5m2)])
+def test_pth_of_sparse_or_float8_tensors_is_refused(tmp_path, make):
+    path = tmp_path / "Classifier.pth"
+    torch.save({"state_dict": {"w": make()}}, path)
+    with pytest.raises(InputError, match="weights must be dense"):
+        load_state_dict_file(path, "classifier")
+
+
+def test_integer_weights_for_a_float_layer_are_refused(tmp_path):
+    layer = torch.nn.Linear(2, 2)
+    weights = {k: v.to(torch.int64) if k == "weight" else v for k, v in layer.state_dict().items()}
+    with pytest.raises(InputError, match=r"1 keys of the wrong type \(e.g. weight: torch.int64 vs torch.float32\)"):
+        load_state_dict_strict(layer, weights, tmp_path / "model.safetensors")
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: torch.full((1, 3, 16, 16), 1e30), "standard Gaussian noise stays within"),
+    (lambda: torch.randn(1, 3, 16, 16).to(torch.float8_e4m3fn), "dense float16, bfloat16, float32 or float64"),
+    (lambda: torch.randn(1, 3, 16, 16).to_sparse(), "dense float16"),
+])
+def test_noise_files_that_are_not_gaussian_noise(tmp_path, make, message):
+    path = tmp_path / "00.pt"
+    torch.save(make(), path)
+    with pytest.raises(InputError, match=message):
+        load_noise(path)
+    torch.save(torch.randn(1, 3, 16, 16), path)
+    assert load_noise(path).shape == (1, 3, 16, 16)
