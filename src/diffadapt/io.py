@@ -111,6 +111,17 @@ def _prepare_parent(path: Path) -> None:
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", path.parent) from None
 
 
+def check_output_files(*paths: str | Path) -> None:
+    """Each path can take a new file: it is absent or a regular file. A command that writes several files
+    checks them all first, so that a bad last one does not leave the first ones written."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise InputError("is a folder; expected a file name", path)
+        if path.exists() and not path.is_file():
+            # A rename would put a regular file where a device, pipe or socket was (as root, even /dev/null).
+            raise InputError("is a device, pipe or socket, not a file; expected a file name", path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
@@ -119,11 +130,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ...     image.save(tmp, format="PNG")  # doctest: +SKIP
     """
     path = Path(path)
-    if path.is_dir():
-        raise InputError("is a folder; expected a file name", path)
-    if path.exists() and not path.is_file():
-        # A rename would put a regular file where a device, pipe or socket was (as root, even /dev/null).
-        raise InputError("is a device, pipe or socket, not a file; expected a file name", path)
+    check_output_files(path)
     _prepare_parent(path)
     remove_stale_temporaries(path)
     try:

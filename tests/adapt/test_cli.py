@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -100,3 +101,29 @@ def test_predict_frames_images_as_the_run_was_trained(run_cli, tmp_path):
     predicted = [int(row["label"]) for row in csv.DictReader(open(tmp_path / "pred.csv"))]
     _, expected = evaluate(run.model, val, run.target_stats)
     assert predicted == expected[:60].tolist()
+
+
+@pytest.mark.parametrize("results", [[1], None, True, {"target_val_accuracy": True}])
+def test_table_refuses_results_that_are_not_an_object_of_numbers(run_cli, runs, tmp_path, results):
+    run = tmp_path / "run"
+    shutil.copytree(runs / "source", run)
+    document = json.loads((run / "seed0" / "config.json").read_text())
+    document["results"] = results
+    (run / "seed0" / "config.json").write_text(json.dumps(document))
+    code, _, err = run_cli("adapt", "table", run, "--out", tmp_path / "table")
+    assert code == 2 and "results.target_val_accuracy" in err and not (tmp_path / "table").exists()
+
+
+def test_commands_that_write_several_files_check_them_all_first(run_cli, runs, tmp_path):
+    (tmp_path / "t" / "adaptation_table.csv").mkdir(parents=True)
+    code, _, err = run_cli("adapt", "table", runs / "source", "--out", tmp_path / "t")
+    assert code == 2 and "adaptation_table.csv" in err and sorted(p.name for p in (tmp_path / "t").iterdir()) == ["adaptation_table.csv"]
+    (tmp_path / "ts" / "tsne_domain.png").mkdir(parents=True)
+    code, _, err = run_cli("adapt", "tsne", runs / "dann", "--out", tmp_path / "ts", "--per-domain", "20")
+    assert code == 2 and "tsne_domain.png" in err and sorted(p.name for p in (tmp_path / "ts").iterdir()) == ["tsne_domain.png"]
+    (tmp_path / "o" / "seed0" / "curves.png").mkdir(parents=True)
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "source", "--out", tmp_path / "o",
+                           "--epochs", "1", "--batch-size", "512", "--no-progress")
+    assert code == 2 and "curves.png" in err and [p.name for p in (tmp_path / "o" / "seed0").iterdir()] == ["curves.png"]
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "source", "--out", tmp_path / "o2", "--seeds", "0,0")
+    assert code == 2 and "seed 0 is listed twice" in err and not (tmp_path / "o2").exists()

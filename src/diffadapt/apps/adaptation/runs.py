@@ -24,8 +24,16 @@ from diffadapt.adapt.trainer import AdaptResult, result_summary, train_adaptatio
 from diffadapt.data import DigitSet, TensorImages, read_source, train_val
 from diffadapt.data.layout import matching_boxes
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, load_state_dict_strict, load_weights, read_run_config, save_weights, write_json_atomic
-from diffadapt.viz.curves import MetricsLog
+from diffadapt.io import (
+    CONFIG_FILE,
+    check_output_files,
+    load_state_dict_strict,
+    load_weights,
+    read_run_config,
+    save_weights,
+    write_json_atomic,
+)
+from diffadapt.viz.curves import CURVES_FILE, METRICS_FILE, MetricsLog
 
 ADAPT_KIND = "diffadapt/digit-adaptation"
 FORMAT = 2  # 2: method modules (no domain head in model.safetensors); 1: the first release's DANN runs
@@ -105,7 +113,7 @@ def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: Dom
     save_weights(run_dir / WEIGHTS_FILE, result.model.state_dict(), {"kind": ADAPT_KIND})
     log = history_log(result.history, f"{pair_name(source, target)}, {config.method} ({config.recipe}), seed {config.seed}")
     log.write(run_dir)
-    log.plot(run_dir / "curves.png", x="epoch", series=("loss", "source_accuracy", "domain_accuracy", "mask_rate",
+    log.plot(run_dir / CURVES_FILE, x="epoch", series=("loss", "source_accuracy", "domain_accuracy", "mask_rate",
                                                         "source_val_accuracy", "target_val_accuracy"))
     document = {
         "kind": ADAPT_KIND,
@@ -123,10 +131,19 @@ def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: Dom
 
 
 def check_free(out: Path, seeds: Sequence[int]) -> None:
-    """No seed of ``seeds`` is trained in ``out`` yet (a run is never overwritten)."""
+    """No seed of ``seeds`` is listed twice or trained in ``out`` yet (a run is never overwritten), and every
+    file a seed writes can be written, so no seed is left half-saved."""
+    repeated = [s for s in seeds if list(seeds).count(s) > 1]
+    if repeated:
+        raise InputError(f"seed {repeated[0]} is listed twice")
     existing = [s for s in seeds if (out / f"seed{s}" / CONFIG_FILE).exists()]
     if existing:
         raise InputError(f"seed{existing[0]} already trained here; choose another --out", out)
+    for seed in seeds:
+        folder = out / f"seed{seed}"
+        if folder.exists() and not folder.is_dir():
+            raise InputError("exists and is not a folder", folder)
+        check_output_files(*(folder / name for name in (WEIGHTS_FILE, METRICS_FILE, CURVES_FILE, CONFIG_FILE)))
 
 
 def train_runs(

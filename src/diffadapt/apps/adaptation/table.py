@@ -17,7 +17,7 @@ from diffadapt.apps.adaptation.runs import read_run_document, run_folders
 from diffadapt.data.domains import display_name
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.errors import InputError
-from diffadapt.io import write_text_atomic
+from diffadapt.io import check_output_files, write_text_atomic
 
 METHOD_TITLES = {"source": "trained on source", "target": "trained on target", "dann": "DANN", "cdan": "CDAN+E", "fixmatch": "FixMatch"}
 SELECTION_NOTES = {"last": "", "source-val": ", source-val selection", "target-val-oracle": ", oracle: target-val selection"}
@@ -41,8 +41,9 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
     for run in runs:
         for folder in run_folders(run):
             document, config = read_run_document(folder)
-            accuracy = document.get("results", {}).get("target_val_accuracy")
-            if not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+            results = document.get("results")
+            accuracy = results.get("target_val_accuracy") if isinstance(results, dict) else None
+            if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
                 raise InputError("results.target_val_accuracy must be a number in 0..1", folder / "config.json")
             method = method_name(config.method, config.recipe, config.selection)
             rank = 0 if config.method == "source" else 2 if config.method == "target" else 1
@@ -77,6 +78,8 @@ def render(cells: dict[tuple[str, str], list[float]]) -> tuple[str, str]:
 def write_table(runs: list[str | Path], out_dir: str | Path) -> tuple[str, Path, Path]:
     markdown, table_csv = render(collect(runs))
     out_dir = Path(out_dir)
-    write_text_atomic(out_dir / "adaptation_table.md", markdown)
-    write_text_atomic(out_dir / "adaptation_table.csv", table_csv)
-    return markdown, out_dir / "adaptation_table.md", out_dir / "adaptation_table.csv"
+    markdown_file, csv_file = out_dir / "adaptation_table.md", out_dir / "adaptation_table.csv"
+    check_output_files(markdown_file, csv_file)
+    write_text_atomic(markdown_file, markdown)
+    write_text_atomic(csv_file, table_csv)
+    return markdown, markdown_file, csv_file

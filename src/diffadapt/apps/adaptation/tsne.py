@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise  # noqa: E402
 from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_domain  # noqa: E402
 from diffadapt.data.memory import TensorImages  # noqa: E402
-from diffadapt.io import atomic_path  # noqa: E402
+from diffadapt.io import atomic_path, check_output_files  # noqa: E402
 
 MARKER_SIZE = 9  # points^2: visible on a 700-pixel figure of 4,000 points
 
@@ -67,6 +67,7 @@ def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: in
     ``domains``: the run's (source, target) again, for a run trained on images in memory (default: read from
     the specs the run saved)."""
     config, document = run.config, run.document
+    check_output_files(out_dir / "tsne_class.png", out_dir / "tsne_domain.png")
     source_spec, target_spec = domains or (document["source"]["spec"], document["target"]["spec"])
     source = load_domain(source_spec, config.channels, config.size, config.source_box)
     target = load_domain(target_spec, config.channels, config.size, config.target_box)
