@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 
 import numpy as np
@@ -66,6 +67,11 @@ def test_predict_errors(run_cli, runs, tmp_path):
 
     code, _, err = run_cli("adapt", "predict", tmp_path / "empty", tmp_path / "p.csv", "--ckpt", default_judge_checkpoint())
     assert code == 2 and "judge" in err
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(os.fsdecode(bytes(odd) + b"/\xff.png"))
+    code, _, err = run_cli("adapt", "predict", odd, tmp_path / "p.csv", "--ckpt", runs / "dann")
+    assert code == 2 and "not valid UTF-8" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
 
 
 def test_tsne_two_figures(run_cli, runs, tmp_path):

@@ -176,6 +176,12 @@ def list_images(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     folder = Path(folder)
     try:
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     except OSError as exc:
         raise InputError(f"cannot list the folder ({exc.strerror or exc})", folder) from None
+    for path in paths:
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates, which no CSV or page can hold
+            raise InputError(f"file name {ascii(path.name)} is not valid UTF-8; rename the file", folder) from None
+    return paths
