@@ -259,7 +259,13 @@ def check_weight_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> 
 
 def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:
     """load_state_dict(strict) with a one-line error naming the file and the first mismatches."""
-    expected = module.state_dict()
+    check_weights_fit(module.state_dict(), weights, source)
+    module.load_state_dict(weights, strict=True)
+
+
+def check_weights_fit(expected: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], source: Path | str) -> None:
+    """The keys, shapes and kinds (float or integer) of ``weights`` are those of ``expected``, a model's
+    state dict (a meta-device one will do: a config declaring a huge network is refused before it is built)."""
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
     wrong_shape = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
@@ -278,7 +284,6 @@ def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Ten
             k = wrong_kind[0]
             parts.append(f"{len(wrong_kind)} keys of the wrong type (e.g. {k}: {weights[k].dtype} vs {expected[k].dtype})")
         raise InputError("weights do not fit this model: " + "; ".join(parts), source)
-    module.load_state_dict(weights, strict=True)
 
 
 def safe_torch_load(path: str | Path, what: str) -> Any:

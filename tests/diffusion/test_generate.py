@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -75,6 +77,18 @@ def test_generate_with_a_checkpoint_of_another_model(run_cli, tmp_path):
 
     code, _, err = run_cli("digits", "generate", tmp_path / "out", "--ckpt", default_judge_checkpoint())
     assert code == 2 and "digit-judge" in err and not (tmp_path / "out").exists()
+
+
+def test_a_config_declaring_a_huge_network_is_refused_before_it_is_built(run_cli, tmp_path):
+    from diffadapt.diffusion.models import default_digits_checkpoint
+
+    ckpt = tmp_path / "huge"
+    shutil.copytree(default_digits_checkpoint(), ckpt)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["model"].update(base_channels=1024, channel_mults=[64], attention_levels=[])  # 144 GB of float32 weights
+    (ckpt / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli("digits", "grid", tmp_path / "g.png", "--ckpt", ckpt)
+    assert code == 2 and "weights do not fit" in err and not (tmp_path / "g.png").exists()
 
 
 def test_missing_checkpoint(run_cli, tmp_path):

@@ -18,7 +18,7 @@ from diffadapt.diffusion.sampler import Method, SamplerConfig
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, load_state_dict_strict
+from diffadapt.io import CONFIG_FILE, check_weights_fit
 from diffadapt.settings import Settings, described, number
 
 
@@ -125,8 +125,10 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
         model_config = UNetConfig.from_dict(config["model"], source, "model")
         schedule_config = ScheduleConfig.from_dict(config["schedule"], source, "schedule")
         weights_source, sampling_source = Path(path), source
+    with torch.device("meta"):  # sizes only: a config.json declaring a huge network fails here, not in the allocator
+        check_weights_fit(ConditionalUNet(model_config).state_dict(), weights, weights_source)
     model = ConditionalUNet(model_config)
-    load_state_dict_strict(model, weights, weights_source)
+    model.load_state_dict(weights, strict=True)
     model = model.to(device).eval().requires_grad_(False)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
