@@ -25,6 +25,24 @@ def test_resize_16_to_28():
     assert resized.shape == (2, 1, 28, 28) and (resized == 200).all()
 
 
+def test_conversion_chunks_by_bytes_not_by_count(rng, monkeypatch):
+    """Large sides shrink the chunk (a fixed 8,192 images of 1024x1024 asked for 100 GB); results stay the same."""
+    from diffadapt.data import memory
+
+    images = torch.from_numpy(rng.integers(0, 256, size=(7, 3, 12, 12), dtype=np.uint8))
+    whole = convert_images(images, channels=1, size=20)
+    seen = []
+    original = memory.F.interpolate
+    monkeypatch.setattr(memory, "CHUNK_BYTES", 4 * 3 * 20 * 20 * 2)  # room for two images per chunk
+    monkeypatch.setattr(memory.F, "interpolate", lambda part, **kw: seen.append(len(part)) or original(part, **kw))
+    assert torch.equal(convert_images(images, channels=1, size=20), whole) and max(seen) == 2 and sum(seen) == 7
+
+
+def test_prepare_refuses_a_size_that_cannot_fit_in_memory(run_cli, tmp_path):
+    code, _, err = run_cli("data", "prepare", "mnistm", "--size", "1024", "--out", tmp_path / "big")
+    assert code == 2 and "GiB in memory" in err and "--size" in err and not (tmp_path / "big").exists()
+
+
 def test_mean_std_matches_numpy(rng):
     images = rng.integers(0, 256, size=(50, 6, 6, 3), dtype=np.uint8)
     data = TensorImages.from_digitset(DigitSet(images, np.zeros(50), "x"))

@@ -7,6 +7,7 @@ import argparse
 from diffadapt.cli.common import add_command, add_family, finite_float, seed_number, whole_number
 
 MIN_SIZE, MAX_SIZE = 4, 1024  # image sides a prepared folder may have (the course's are 28)
+MAX_PREPARED_BYTES = 8 << 30  # the resized images are held in memory before they are written
 
 
 def register(families: argparse._SubParsersAction) -> None:
@@ -43,6 +44,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     check_output_folder(args.out, args.overwrite)
     splits = read_source(args.source, seed=args.seed)
     splits = with_val_split(splits, args.val_fraction, args.seed)
+    if args.size is not None:
+        count = sum(len(digits) for digits in splits.values())
+        needed = count * args.size**2 * (args.channels or max(digits.channels for digits in splits.values()))
+        if needed > MAX_PREPARED_BYTES:
+            raise InputError(f"--size {args.size}: {count:,} images would take {needed / 2**30:.1f} GiB in memory, more than "
+                             f"{MAX_PREPARED_BYTES / 2**30:.0f} GiB; choose a smaller --size", args.source)
     splits = {k: resize_digitset(v, args.channels, args.size) for k, v in splits.items()}
     write_course_layout(splits, args.out, overwrite=args.overwrite)
     print(describe(splits))

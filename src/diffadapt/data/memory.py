@@ -15,6 +15,7 @@ from diffadapt.images import nhwc_to_nchw
 
 # ITU-R BT.601 luma, the weights PIL uses for RGB -> L.
 LUMA = (0.299, 0.587, 0.114)
+CHUNK_BYTES = 256 << 20  # float32 working memory of one chunk of convert_images
 
 
 def convert_images(
@@ -43,6 +44,9 @@ def convert_images(
     same_channels = channels is None or channels == images.shape[1]
     if same_size and same_channels:
         return images
+    # Each chunk is converted in float32: at most CHUNK_BYTES of it, however large the images.
+    pixels = max(images.shape[2] * images.shape[3], size[0] * size[1] if size else 0) * max(images.shape[1], channels or 0)
+    chunk = max(1, min(chunk, CHUNK_BYTES // (4 * max(pixels, 1))))
     out = []
     for start in range(0, len(images), chunk):
         part = images[start : start + chunk]
