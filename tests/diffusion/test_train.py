@@ -103,3 +103,35 @@ def test_cli_trains_a_patch_model_and_refuses_a_bad_one(run_cli, tmp_path):
     assert run_cli("digits", "train", "--out", tmp_path / "run", *args, "--patch-size", "2")[0] == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model"]["patch_size"] == 2
+
+
+def _nan_model(state):
+    key = next(iter(state["model"]))
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+
+
+def _wrong_moment(state):
+    first = next(iter(state["optimizer"]["state"].values()))
+    first["exp_avg"] = torch.zeros(3)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda state: state.clear() or state.update(model=[]), "must hold step, model"),
+    (lambda state: state.update(step=-5), "step must be a whole number"),
+    (lambda state: state.update(step="abc"), "step must be a whole number"),
+    (lambda state: state.update(step=torch.tensor([1, 2])), "step must be a whole number"),
+    (lambda state: state.update(model={"w": torch.zeros(2)}), "weights do not fit"),
+    (_nan_model, "NaN or infinite"),
+    (lambda state: state.update(noise_generator=[torch.zeros(3, dtype=torch.uint8)]), "noise generator does not fit"),
+    (lambda state: state.update(noise_generator=[]), "one generator state per process"),
+    (lambda state: state["optimizer"].update(param_groups=[]), "optimizer or noise generator does not fit"),
+    (_wrong_moment, "optimizer exp_avg does not fit"),
+])
+def test_resume_refuses_a_damaged_state(tmp_path, edit, message):
+    data = embedded_classes("mnist", (3, 4))
+    train_tiny(tmp_path / "run", data, steps=4, checkpoint_every=2, stop_after=2)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    edit(state)
+    torch.save(state, tmp_path / "run" / "state.pt")
+    with pytest.raises(InputError, match=message):
+        train_tiny(tmp_path / "run", data, steps=4, checkpoint_every=2, resume=True)

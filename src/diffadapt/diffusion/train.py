@@ -38,7 +38,7 @@ from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
-from diffadapt.io import read_run_config
+from diffadapt.io import check_weight_tensors, check_weights_fit, read_run_config
 from diffadapt.progress import progress_bar
 from diffadapt.settings import Settings, described, number
 from diffadapt.viz.curves import MetricsLog
@@ -212,6 +212,41 @@ class Checkpointer:
         save_checkpoint(self.run_dir, config, ema.state_dict(), resume_state, self.weights_dtype)
 
 
+def restore_resume_state(state: Any, model: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer, noise_generator: torch.Generator,
+                         rank: int, source: Path) -> int:
+    """Load ``state.pt``'s contents (as ``Checkpointer.save`` wrote them) into the training objects, each part
+    checked first so that a damaged or edited file is a one-line error, never a half-restored run; -> its step."""
+    if not isinstance(state, dict) or not {"step", "model", "ema", "optimizer", "noise_generator"} <= state.keys():
+        raise InputError("resume state must hold step, model, ema, optimizer and noise_generator", source)
+    step = state["step"]
+    if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_floating_point() and step.dtype != torch.bool:
+        step = int(step)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise InputError(f"resume state's step must be a whole number >= 0, got {step!r:.40}", source)
+    for name, target in (("model", model), ("ema", ema)):
+        weights = state[name]
+        if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise InputError(f"resume state's {name} must be a state dict of tensors", source)
+        check_weight_tensors(weights, source)
+        check_weights_fit(target.state_dict(), weights, source)
+    generators = state["noise_generator"]
+    if not isinstance(generators, list) or len(generators) <= rank or not isinstance(generators[rank], torch.Tensor):
+        raise InputError(f"resume state's noise_generator must list one generator state per process (this is process {rank})", source)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        noise_generator.set_state(generators[rank])
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        raise InputError(f"resume state's optimizer or noise generator does not fit this run ({type(exc).__name__})", source) from None
+    for group in optimizer.param_groups:  # torch loads moments of any shape and fails only at the next step
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and (value.shape != param.shape or not bool(torch.isfinite(value).all())):
+                    raise InputError(f"resume state's optimizer {key} does not fit its parameter {tuple(param.shape)} or is not finite", source)
+    return step
+
+
 def train_step(
     model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimizer, schedule: LinearSchedule,
     x0: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator, config: TrainConfig,
@@ -276,12 +311,7 @@ def train_diffusion(
     metrics = MetricsLog(["step", "epoch", "loss", "lr", "images_per_s"], title="diffusion training", tensorboard=tensorboard if rank == 0 else None)
     start_step = 0
     if resume:
-        state = load_resume_state(run_dir)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        noise_generator.set_state(state["noise_generator"][rank])
-        start_step = int(state["step"])
+        start_step = restore_resume_state(load_resume_state(run_dir), model, ema, optimizer, noise_generator, rank, run_dir / STATE_FILE)
         metrics.load(run_dir, until_step=start_step)
         if start_step >= total_steps:
             raise InputError(f"run is already at step {start_step} of {total_steps}; nothing to resume", run_dir)
