@@ -497,6 +497,36 @@ def test_usps_h5_soft_link_to_nowhere(run_cli, tmp_path):
     assert_clean_error(run_cli, tmp_path, tmp_path / "usps.h5", "usps.h5")
 
 
+def _external_storage(handle, where):
+    secret = where / "elsewhere.bin"
+    secret.write_bytes(np.zeros(2 * 256, np.float64).tobytes())
+    group = handle.create_group("train")
+    group.create_dataset("data", shape=(2, 256), dtype=np.float64, external=[(str(secret), 0, 2 * 256 * 8)])
+    group.create_dataset("target", data=np.arange(2))
+
+
+def _external_link(handle, where):
+    import h5py
+
+    with h5py.File(where / "other.h5", "w") as other:
+        _group(np.zeros((2, 256)), np.arange(2))(other)
+    handle["train"] = h5py.ExternalLink(str(where / "other.h5"), "/train")
+
+
+@pytest.mark.parametrize(("build", "fragment"), [
+    (_external_storage, "keeps its values in other files"),
+    (_external_link, "is a link"),
+])
+def test_usps_h5_cannot_read_other_files(run_cli, tmp_path, build, fragment):
+    import h5py
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with h5py.File(data / "usps.h5", "w") as handle:
+        build(handle, tmp_path)
+    assert_clean_error(run_cli, tmp_path, data / "usps.h5", "usps.h5", fragment)
+
+
 @pytest.mark.parametrize(("line", "fragment"), [
     ("1 1:nan", "value 'nan' is not a number"),
     ("1 1:inf", "value 'inf' is not a number"),

@@ -63,6 +63,10 @@ def read_usps_h5(path: str | Path) -> dict[str, DigitSet]:
 
 
 def _h5_split(handle: h5py.File, split: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    # Soft and external links, external raw storage and virtual datasets can all name other files; a data
+    # file may only hold its own data (as the CSV and MNIST-M readers insist).
+    if not isinstance(handle.get(split, getlink=True), h5py.HardLink):
+        raise InputError(f"{split!r} is a link; usps.h5 must hold its own data", path)
     group = handle[split]
     if not isinstance(group, h5py.Group):
         raise InputError(f"{split!r} must be a group holding datasets 'data' and 'target', found a {type(group).__name__}", path)
@@ -70,9 +74,13 @@ def _h5_split(handle: h5py.File, split: str, path: Path) -> tuple[np.ndarray, np
     for name in ("data", "target"):
         if name not in group:
             raise InputError(f"group {split!r} needs 'data' and 'target' arrays", path)
+        if not isinstance(group.get(name, getlink=True), h5py.HardLink):
+            raise InputError(f"{split}/{name} is a link; usps.h5 must hold its own data", path)
         dataset = group[name]
         if not isinstance(dataset, h5py.Dataset):
             raise InputError(f"{split}/{name} must be a dataset, found a {type(dataset).__name__}", path)
+        if dataset.external or dataset.is_virtual:
+            raise InputError(f"{split}/{name} keeps its values in other files; usps.h5 must hold its own data", path)
         if dataset.dtype.kind not in "biuf" or dataset.dtype.fields is not None:
             raise InputError(f"{split}/{name} holds {describe_dtype(dataset.dtype)}; expected numbers", path)
         if dataset.shape is None:  # an HDF5 "null" dataspace: no values at all
