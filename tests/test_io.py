@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from diffadapt.apps.faces.models import load_noise
 from diffadapt.errors import InputError
-from diffadapt.io import load_state_dict_file, load_state_dict_strict, load_weights
+from diffadapt.io import load_state_dict_file, load_state_dict_strict, load_weights, read_json
 
 
 @pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.complex64, torch.bool, torch.int32])
@@ -46,3 +46,12 @@ def test_noise_files_that_are_not_gaussian_noise(tmp_path, make, message):
         load_noise(path)
     torch.save(torch.randn(1, 3, 16, 16), path)
     assert load_noise(path).shape == (1, 3, 16, 16)
+
+
+def test_json_with_a_repeated_key_is_refused(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"model": {"base_channels": 32, "base_channels": 4096}}')
+    with pytest.raises(InputError, match="'base_channels' appears twice"):
+        read_json(path)
+    path.write_text('{"a": {"x": 1}, "b": {"x": 2}}')
+    assert read_json(path) == {"a": {"x": 1}, "b": {"x": 2}}

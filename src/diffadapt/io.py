@@ -351,13 +351,23 @@ def read_json(path: str | Path) -> Any:
     path = Path(path)
     text = decode_utf8(read_bytes_limited(path, "config", MAX_CONFIG_BYTES), path, advice="; a JSON config is UTF-8")
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise InputError(f"config is not valid JSON ({type(exc).__name__}: {exc})", path) from None
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of two equal keys; a reader that checks the first would be checking another file.
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {repeated!r:.60} appears twice in one object")
+    return document
 
 
 def _finite_float(text: str) -> float:
