@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from diffadapt.apps.faces.models import load_noise
+from diffadapt.apps.faces.models import load_noise, load_noise_dir
 from diffadapt.errors import InputError
-from diffadapt.io import load_state_dict_file, load_state_dict_strict, load_weights, read_json
+from diffadapt.io import check_weight_tensors, load_state_dict_file, load_state_dict_strict, load_weights, read_json
 
 
 @pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.complex64, torch.bool, torch.int32])
@@ -55,3 +55,13 @@ def test_json_with_a_repeated_key_is_refused(tmp_path):
         read_json(path)
     path.write_text('{"a": {"x": 1}, "b": {"x": 2}}')
     assert read_json(path) == {"a": {"x": 1}, "b": {"x": 2}}
+
+
+def test_meta_tensors_and_long_noise_names_are_refused(tmp_path):
+    with pytest.raises(InputError, match="meta tensor"):
+        check_weight_tensors({"w": torch.empty(2, device="meta")}, tmp_path / "model.safetensors")
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    torch.save(torch.randn(1, 3, 16, 16), folder / ("x" * 230 + ".pt"))
+    with pytest.raises(InputError, match="at most 200 bytes"):
+        load_noise_dir(folder)

@@ -250,8 +250,8 @@ def check_weight_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> 
     (float8, complex, bool, int32 ...: torch would cast them silently or fail deep inside), NaN or infinity."""
     allowed = ", ".join(str(dtype).removeprefix("torch.") for dtype in WEIGHT_DTYPES)
     for key, value in tensors.items():
-        if value.layout != torch.strided or value.is_quantized or value.dtype not in WEIGHT_DTYPES:
-            kind = f"{value.dtype}" if value.layout == torch.strided else f"{value.layout}"
+        if value.layout != torch.strided or value.is_quantized or value.is_meta or value.dtype not in WEIGHT_DTYPES:
+            kind = f"{value.layout}" if value.layout != torch.strided else "a meta tensor (no values)" if value.is_meta else f"{value.dtype}"
             raise InputError(f"tensor {key!r} is {kind.removeprefix('torch.')}; weights must be dense {allowed}", path)
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise InputError(f"tensor {key!r} holds NaN or infinite values", path)

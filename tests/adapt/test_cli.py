@@ -133,3 +133,12 @@ def test_commands_that_write_several_files_check_them_all_first(run_cli, runs, t
     assert code == 2 and "curves.png" in err and [p.name for p in (tmp_path / "o" / "seed0").iterdir()] == ["curves.png"]
     code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "source", "--out", tmp_path / "o2", "--seeds", "0,0")
     assert code == 2 and "seed 0 is listed twice" in err and not (tmp_path / "o2").exists()
+
+
+def test_train_checks_its_options_before_training(run_cli, tmp_path):
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "source", "--out", tmp_path / "o",
+                           "--seeds", "1,,2")
+    assert code == 2 and "empty item" in err and not (tmp_path / "o").exists()
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--out", tmp_path / "file")
+    assert code == 2 and "not a folder" in err and (tmp_path / "file").read_text() == "x"

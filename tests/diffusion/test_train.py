@@ -135,3 +135,28 @@ def test_resume_refuses_a_damaged_state(tmp_path, edit, message):
     torch.save(state, tmp_path / "run" / "state.pt")
     with pytest.raises(InputError, match=message):
         train_tiny(tmp_path / "run", data, steps=4, checkpoint_every=2, resume=True)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    (b"-inf,0,1,1,1\n-1e300,0,1,1,1\n1.5,0,1,1,1\n", None),  # rows the run did not write are dropped
+    (b"1,0,\xff\xfe,1,1\n", "not UTF-8"),
+    (b"1,0," + b"9" * 200_000 + b",1,1\n", "not readable CSV"),
+])
+def test_resume_with_a_damaged_metrics_file(tmp_path, row, message):
+    data = embedded_classes("mnist", (3, 4))
+    train_tiny(tmp_path / "run", data, steps=4, log_every=1, checkpoint_every=2, stop_after=2)
+    (tmp_path / "run" / "metrics.csv").write_bytes(b"step,epoch,loss,lr,images_per_s\n" + row)
+    if message is None:
+        train_tiny(tmp_path / "run", data, steps=4, log_every=1, checkpoint_every=2, resume=True)
+        steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv"))]
+        assert steps == [3, 4]
+    else:
+        with pytest.raises(InputError, match=message):
+            train_tiny(tmp_path / "run", data, steps=4, log_every=1, checkpoint_every=2, resume=True)
+
+
+def test_odd_base_channels_are_refused():
+    from diffadapt.diffusion.unet import UNetConfig
+
+    with pytest.raises(InputError, match="base_channels must be even"):
+        UNetConfig(base_channels=7)

@@ -56,15 +56,25 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def _list_items(text: str) -> list[str]:
+    """The items of a comma-separated list; blank text is the empty list, a blank item (``1,,2``) an error."""
+    if not text.strip():
+        return []
+    items = text.split(",")
+    if any(not item.strip() for item in items):
+        raise argparse.ArgumentTypeError(f"empty item in the comma-separated list {text!r}")
+    return items
+
+
 def parse_int_list(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        return [int(v) for v in _list_items(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def parse_float_list(text: str) -> list[float]:
-    values = [finite_float(v) for v in text.split(",") if v.strip()]
+    values = [finite_float(v) for v in _list_items(text)]
     if not values:
         raise argparse.ArgumentTypeError("expected at least one number")
     return values

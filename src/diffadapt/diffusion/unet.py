@@ -55,6 +55,9 @@ class UNetConfig(Settings):
             raise InputError(f"image size {self.image_size} / patch {self.patch_size} cannot be halved {levels - 1} times")
         if any(not 0 <= a < levels for a in self.attention_levels):
             raise InputError(f"attention levels {list(self.attention_levels)} outside 0..{levels - 1}")
+        if self.base_channels % 2:
+            # The time embedding is base_channels wide, half sines and half cosines.
+            raise InputError(f"base_channels must be even, got {self.base_channels}")
 
     @property
     def null_label(self) -> int | None:

@@ -20,9 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from diffadapt.errors import InputError  # noqa: E402
-from diffadapt.io import atomic_path, write_text_atomic  # noqa: E402
+from diffadapt.io import atomic_path, decode_utf8, read_bytes_limited, write_text_atomic  # noqa: E402
 
 METRICS_FILE = "metrics.csv"
+MAX_METRICS_BYTES = 64 << 20  # a metrics.csv of a million steps is about 60 MB
 CURVES_FILE = "curves.png"
 
 
@@ -76,14 +77,21 @@ class MetricsLog:
         path = Path(folder) / METRICS_FILE
         if not path.is_file():
             return
-        with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    values = {k: float(v) for k, v in row.items() if k in self.columns and v not in ("", None)}
-                except ValueError:
-                    continue
-                if values.get("step", 0) <= until_step:
-                    self.rows.append({k: int(v) if k == "step" else v for k, v in values.items()})
+        text = decode_utf8(read_bytes_limited(path, "metrics", MAX_METRICS_BYTES), path)
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise InputError(f"not readable CSV ({exc})", path) from None
+        for row in rows:
+            try:
+                values = {k: float(v) for k, v in row.items() if k in self.columns and isinstance(v, str) and v}
+            except ValueError:
+                continue
+            step = values.get("step")
+            # A row the run did not write (no whole step in 0..until_step, a value that is not finite) is dropped.
+            if step is None or not all(map(math.isfinite, values.values())) or step != int(step) or not 0 <= step <= until_step:
+                continue
+            self.rows.append({k: int(v) if k == "step" else v for k, v in values.items()})
 
     def plot(self, path: str | Path, x: str, series: Sequence[str]) -> Path | None:
         """One panel per quantity in ``series`` against ``x``; nothing when there are no rows."""

@@ -133,6 +133,8 @@ def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: Dom
 def check_free(out: Path, seeds: Sequence[int]) -> None:
     """No seed of ``seeds`` is listed twice or trained in ``out`` yet (a run is never overwritten), and every
     file a seed writes can be written, so no seed is left half-saved."""
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", out)
     repeated = [s for s in seeds if list(seeds).count(s) > 1]
     if repeated:
         raise InputError(f"seed {repeated[0]} is listed twice")

@@ -29,6 +29,7 @@ from diffadapt.progress import progress_bar
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
+MAX_NOISE_STEM_BYTES = 200
 MAX_NOISE_VALUE = 100.0  # |z| > 100 has probability ~0 for any N(0, 1) sample: such a file is not noise
 
 
@@ -125,7 +126,7 @@ def load_noise(path: str | Path) -> torch.Tensor:
     noise = safe_torch_load(path, "noise file")
     if not isinstance(noise, torch.Tensor):
         raise InputError(f"expected a tensor, found a {type(noise).__name__}", path)
-    if noise.layout != torch.strided or noise.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+    if noise.layout != torch.strided or noise.is_meta or noise.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise InputError(f"noise must be a dense float16, bfloat16, float32 or float64 tensor, got {noise.dtype} ({noise.layout})", path)
     if noise.ndim == 3:
         noise = noise[None]
@@ -148,6 +149,10 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
     paths = sorted(folder.glob("*.pt"))
     if not paths:
         raise InputError("noise folder holds no .pt files", folder)
+    for path in paths:
+        if len(path.stem.encode("utf-8", "surrogateescape")) > MAX_NOISE_STEM_BYTES:
+            # Each image is written as STEM.png beside a temporary suffix; file names stop at 255 bytes.
+            raise InputError(f"noise file names must be at most {MAX_NOISE_STEM_BYTES} bytes before .pt", path)
     tensors = [load_noise(p) for p in paths]
     for p, tensor in zip(paths, tensors):
         if tensor.shape != tensors[0].shape:
