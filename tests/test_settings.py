@@ -86,3 +86,12 @@ def test_a_unique_list_refuses_a_repeat_however_the_config_is_built():
     with pytest.raises(InputError, match="methods: 'dann' is listed twice"):
         AdaptPart(methods=["dann", "dann"])
     assert ReportConfig(parts=("digits",)).parts == ("digits",)
+
+
+def test_range_errors_show_whole_numbers_in_full(tmp_path):
+    from diffadapt.apps.report.config import load_report_config
+
+    path = tmp_path / "report.toml"
+    path.write_text("seed = 2147483648\n")
+    with pytest.raises(InputError, match=r"seed: must be below 2147483648, got 2147483648$"):
+        load_report_config(path)

@@ -152,18 +152,23 @@ def check_unique(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> N
         seen.add(entry)
 
 
+def _shown(number: int | float) -> str:
+    # Whole numbers in full: with :g, 2**31 and 2**31 + 1 both read "2.14748e+09".
+    return str(number) if isinstance(number, int) else f"{number:.10g}"
+
+
 def check_bounds(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     lo, above, hi, below = (metadata.get(k) for k in ("at_least", "above", "at_most", "below"))
     if lo is not None and value < lo:
-        raise InputError(f"{name}: must be at least {lo:g}, got {value:g}")
+        raise InputError(f"{name}: must be at least {_shown(lo)}, got {_shown(value)}")
     if above is not None and value <= above:
-        raise InputError(f"{name}: must be above {above:g}, got {value:g}")
+        raise InputError(f"{name}: must be above {_shown(above)}, got {_shown(value)}")
     if hi is not None and value > hi:
-        raise InputError(f"{name}: must be at most {hi:g}, got {value:g}")
+        raise InputError(f"{name}: must be at most {_shown(hi)}, got {_shown(value)}")
     if below is not None and value >= below:
-        raise InputError(f"{name}: must be below {below:g}, got {value:g}")
+        raise InputError(f"{name}: must be below {_shown(below)}, got {_shown(value)}")
 
 
 class Settings:

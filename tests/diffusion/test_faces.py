@@ -61,6 +61,9 @@ def test_generate_with_a_diffusers_folder_and_gt(run_cli, diffusers_unet, noise_
     code, stdout, _ = run_cli("faces", "generate", noise_dir, tmp_path / "out2", "--unet", diffusers_unet, "--steps", "5", "--gt", gt)
     assert code == 0 and "00.png  MSE 0.000" in stdout and "mean MSE" in stdout
     assert all((out / n).read_bytes() == (tmp_path / "out2" / n).read_bytes() for n in ("00.png", "01.png"))
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(gt / "01.png")  # a ground truth of another size
+    code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out3", "--unet", diffusers_unet, "--steps", "5", "--gt", gt)
+    assert code == 2 and "ground truth is 16x16" in err and not (tmp_path / "out3").exists()
 
 
 def test_generate_with_the_course_unet_file(run_cli, noise_dir, tmp_path):

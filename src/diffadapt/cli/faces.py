@@ -134,10 +134,10 @@ def run_generate(args: argparse.Namespace) -> int:
         images = to_graded_images(sample_noise_model(model, noises, sampler, seed=args.seed, batch_size=args.batch_size))
         for name, image in zip(names, images):
             write_png(tmp / f"{name}.png", image)
+        errors = mse_against(images, gt_paths) if gt_paths is not None else None  # inside: a bad GT leaves no folder
     seconds = time.perf_counter() - start
     print(f"wrote {len(names)} images to {args.out_dir} ({model.name}, {sampler.describe(model.schedule)}) in {seconds:.1f} s on {device.type}")
-    if gt_paths is not None:
-        errors = mse_against(images, gt_paths)
+    if errors is not None:
         for name, error in zip(names, errors):
             print(f"{name}.png  MSE {error:.3f}")
         print(f"mean MSE {sum(errors) / len(errors):.3f}")
