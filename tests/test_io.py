@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -65,3 +67,17 @@ def test_meta_tensors_and_long_noise_names_are_refused(tmp_path):
     torch.save(torch.randn(1, 3, 16, 16), folder / ("x" * 230 + ".pt"))
     with pytest.raises(InputError, match="at most 200 bytes"):
         load_noise_dir(folder)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_inputs_that_exist_but_are_not_files_say_so(tmp_path):
+    os.mkfifo(tmp_path / "00.pt")
+    (tmp_path / "01.pt").mkdir()
+    with pytest.raises(InputError, match="is a device, pipe, socket or broken link, but a noise file is expected"):
+        load_noise(tmp_path / "00.pt")
+    with pytest.raises(InputError, match="is a folder, but a noise file is expected"):
+        load_noise(tmp_path / "01.pt")
+    with pytest.raises(InputError, match="noise file not found"):
+        load_noise(tmp_path / "02.pt")
+    with pytest.raises(InputError, match="is a folder, but a weights file is expected"):
+        load_weights(tmp_path / "01.pt")

@@ -230,8 +230,7 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file; non-finite floating values are refused."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("weights file not found", path)
+    require_file(path, "a weights file", "weights file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -289,8 +288,7 @@ def check_weights_fit(expected: dict[str, torch.Tensor], weights: dict[str, torc
 def safe_torch_load(path: str | Path, what: str) -> Any:
     """torch.load with weights_only=True: tensors and plain containers only, so a file can never run code."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} not found", path)
+    require_file(path, f"a {what}", f"{what} not found")
     try:
         # torch warns about odd files (an unusual pickle protocol) before failing on them: the one-line
         # error below is the whole report, so its warnings are held back.
@@ -318,14 +316,26 @@ CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
+def require_file(path: Path, what: str, missing: str) -> None:
+    """``path`` is a regular file (or a link to one); otherwise a one-line error that says what stands there
+    instead of ``what`` ("a config file"), ``missing`` when nothing does."""
+    try:
+        if path.is_file():
+            return
+        if path.is_dir():
+            raise InputError(f"is a folder, but {what} is expected here", path)
+        if path.exists() or path.is_symlink():
+            raise InputError(f"is a device, pipe, socket or broken link, but {what} is expected here", path)
+    except OSError as exc:  # a link loop, a name too long
+        raise InputError(f"cannot be read as {what} ({exc.strerror or exc})", path) from None
+    raise InputError(missing, path)
+
+
 def read_bytes_limited(path: str | Path, what: str, limit: int) -> bytes:
     """A file's bytes, refusing a folder, a missing or unreadable file and one over ``limit`` bytes (read no
     further than that) with a one-line error naming the file and what it should be."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"is a folder, but a {what} file is expected here", path)
-    if not path.is_file():
-        raise InputError(f"{what} file not found", path)
+    require_file(path, f"a {what} file", f"{what} file not found")
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
