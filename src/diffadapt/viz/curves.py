@@ -23,7 +23,7 @@ from diffadapt.errors import InputError  # noqa: E402
 from diffadapt.io import atomic_path, decode_utf8, read_bytes_limited, write_text_atomic  # noqa: E402
 
 METRICS_FILE = "metrics.csv"
-MAX_METRICS_BYTES = 64 << 20  # a metrics.csv of a million steps is about 60 MB
+MAX_METRICS_BYTES = 64 << 20  # rows are about 60 bytes: room for a million logged steps
 CURVES_FILE = "curves.png"
 
 
@@ -88,8 +88,8 @@ class MetricsLog:
             except ValueError:
                 continue
             step = values.get("step")
-            # A row the run did not write (no whole step in 0..until_step, a value that is not finite) is dropped.
-            if step is None or not all(map(math.isfinite, values.values())) or step != int(step) or not 0 <= step <= until_step:
+            # A row the run did not write (no whole step in 0..until_step) is dropped; a NaN loss is kept, it happened.
+            if step is None or not math.isfinite(step) or step != int(step) or not 0 <= step <= until_step:
                 continue
             self.rows.append({k: int(v) if k == "step" else v for k, v in values.items()})
 
