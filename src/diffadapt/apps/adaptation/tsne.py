@@ -16,6 +16,7 @@ from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_domain 
 from diffadapt.data.memory import TensorImages  # noqa: E402
 from diffadapt.io import atomic_path, check_output_files  # noqa: E402
 
+TSNE_CLASS_FILE, TSNE_DOMAIN_FILE = "tsne_class.png", "tsne_domain.png"
 MARKER_SIZE = 9  # points^2: visible on a 700-pixel figure of 4,000 points
 
 
@@ -67,7 +68,7 @@ def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: in
     ``domains``: the run's (source, target) again, for a run trained on images in memory (default: read from
     the specs the run saved)."""
     config, document = run.config, run.document
-    check_output_files(out_dir / "tsne_class.png", out_dir / "tsne_domain.png")
+    check_output_files(out_dir / TSNE_CLASS_FILE, out_dir / TSNE_DOMAIN_FILE)
     source_spec, target_spec = domains or (document["source"]["spec"], document["target"]["spec"])
     source = load_domain(source_spec, config.channels, config.size, config.source_box)
     target = load_domain(target_spec, config.channels, config.size, config.target_box)
@@ -77,6 +78,6 @@ def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: in
     classes = np.concatenate([source_val.labels.numpy(), target_val.labels.numpy()])
     domains = np.concatenate([np.zeros(len(source_val), int), np.ones(len(target_val), int)])
     label = f"{source.domain} -> {target.domain}, {config.method} ({config.recipe})"
-    by_class = scatter(points, classes, [str(d) for d in range(10)], f"t-SNE by class: {label}", out_dir / "tsne_class.png")
-    by_domain = scatter(points, domains, [f"source: {source.domain}", f"target: {target.domain}"], f"t-SNE by domain: {label}", out_dir / "tsne_domain.png")
+    by_class = scatter(points, classes, [str(d) for d in range(10)], f"t-SNE by class: {label}", out_dir / TSNE_CLASS_FILE)
+    by_domain = scatter(points, domains, [f"source: {source.domain}", f"target: {target.domain}"], f"t-SNE by domain: {label}", out_dir / TSNE_DOMAIN_FILE)
     return by_class, by_domain

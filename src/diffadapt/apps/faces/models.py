@@ -130,14 +130,15 @@ def load_noise(path: str | Path) -> torch.Tensor:
         raise InputError(f"noise must be a dense float16, bfloat16, float32 or float64 tensor, got {noise.dtype} ({noise.layout})", path)
     if noise.ndim == 3:
         noise = noise[None]
-    if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != 3 or not noise.is_floating_point():
+    if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != 3:
         raise InputError(f"noise must be a float tensor of shape (1, 3, H, W) or (3, H, W), got {tuple(noise.shape)} {noise.dtype}", path)
     if not 8 <= min(noise.shape[-2:]) <= max(noise.shape[-2:]) <= MAX_NOISE_SIDE:
         raise InputError(f"noise of size {noise.shape[-2]}x{noise.shape[-1]}: sides must be in 8..{MAX_NOISE_SIDE}", path)
     if not bool(torch.isfinite(noise).all()):
         raise InputError("noise holds NaN or infinite values", path)
-    if float(noise.abs().max()) > MAX_NOISE_VALUE:
-        raise InputError(f"noise values reach {float(noise.abs().max()):.3g}; standard Gaussian noise stays within +-{MAX_NOISE_VALUE:g}", path)
+    largest = float(noise.abs().max())
+    if largest > MAX_NOISE_VALUE:
+        raise InputError(f"noise values reach {largest:.3g}; standard Gaussian noise stays within +-{MAX_NOISE_VALUE:g}", path)
     return noise.float()
 
 

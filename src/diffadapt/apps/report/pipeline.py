@@ -17,7 +17,7 @@ import torch
 from diffadapt.adapt.config import preset
 from diffadapt.apps.adaptation.runs import load_pair, load_run, run_folders, train_runs
 from diffadapt.apps.adaptation.table import write_table
-from diffadapt.apps.adaptation.tsne import tsne_figures
+from diffadapt.apps.adaptation.tsne import TSNE_CLASS_FILE, TSNE_DOMAIN_FILE, tsne_figures
 from diffadapt.apps.digits.figures import sample_grid, save_digit_grid, save_reverse_strip
 from diffadapt.apps.digits.generate import generate_images
 from diffadapt.apps.digits.scoring import score_images
@@ -167,7 +167,7 @@ def adapt_part(config: ReportConfig, out: Path, device: torch.device) -> dict[st
         start = time.perf_counter()
         tsne_figures(loaded, folder, part.tsne_per_domain, config.seed)
         timings[f"tsne {name}"] = time.perf_counter() - start
-        figures.append({"scenario": name, "class": f"tsne/{name}/tsne_class.png", "domain": f"tsne/{name}/tsne_domain.png"})
+        figures.append({"scenario": name, "class": f"tsne/{name}/{TSNE_CLASS_FILE}", "domain": f"tsne/{name}/{TSNE_DOMAIN_FILE}"})
     settings = {k: v for k, v in asdict(part).items() if k != "runs"}
     return {"table_markdown": markdown, "table_csv": "adaptation_table.csv", "tsne": figures, "curves": curves, "timings": timings,
             "settings": settings, "runs": [_shown(r, out) for r in runs], "seed_folders": sum(len(run_folders(r)) for r in runs)}
