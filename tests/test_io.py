@@ -81,3 +81,17 @@ def test_inputs_that_exist_but_are_not_files_say_so(tmp_path):
         load_noise(tmp_path / "02.pt")
     with pytest.raises(InputError, match="is a folder, but a weights file is expected"):
         load_weights(tmp_path / "01.pt")
+
+
+def test_a_run_config_that_is_not_a_file_says_so(tmp_path):
+    from diffadapt.io import read_run_config
+
+    (tmp_path / "folder_run" / "config.json").mkdir(parents=True)
+    (tmp_path / "fifo_run").mkdir()
+    os.mkfifo(tmp_path / "fifo_run" / "config.json")
+    with pytest.raises(InputError, match="is a folder, but a run's config.json is expected"):
+        read_run_config(tmp_path / "folder_run")
+    with pytest.raises(InputError, match="is a device, pipe, socket or broken link"):
+        read_run_config(tmp_path / "fifo_run")
+    with pytest.raises(InputError, match="no config.json here: not a diffadapt run folder"):
+        read_run_config(tmp_path)

@@ -388,11 +388,20 @@ def _finite_float(text: str) -> float:
     return value
 
 
+SHIPPED = "default"  # written where a run folder is expected, it names the shipped checkpoint or judge
+
+
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run folder's ``config.json`` as a dict (an object at the top level, not a list or a number)."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if not path.is_file():
+        try:
+            present = path.exists() or path.is_symlink()
+        except OSError:
+            present = True
+        if present:  # a folder, a FIFO or a broken link named config.json: say so, not "missing"
+            require_file(path, f"a run's {CONFIG_FILE}", "")
         raise InputError(f"no {CONFIG_FILE} here: not a diffadapt run folder", run_dir)
     document = read_json(path)
     if not isinstance(document, dict):

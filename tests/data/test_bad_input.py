@@ -274,6 +274,15 @@ def test_class_subfolder_symlink_outside(run_cli, tmp_path, rng):
     assert_clean_error(run_cli, tmp_path, root, "classes/1", "outside")
 
 
+@pytest.mark.parametrize("name, split", [("07", ""), ("-0", ""), ("10", ""), ("cat", ""), ("x1", "train")])
+def test_misnamed_class_folder_is_named(run_cli, tmp_path, rng, name, split):
+    root = tmp_path / "classes"
+    for label in ("0", name):
+        (root / split / label).mkdir(parents=True)
+        write_png(root / split / label / "a.png", random_digits(rng, 1)[0][0])
+    assert_clean_error(run_cli, tmp_path, root, "class subfolders must be named 0..9", f"found {name!r}")
+
+
 def test_unlabelled_folder_symlink_outside(run_cli, tmp_path, rng):
     root = tmp_path / "images"
     root.mkdir()

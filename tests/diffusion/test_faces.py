@@ -79,6 +79,69 @@ def test_generate_bad_noise_file_writes_nothing(run_cli, diffusers_unet, noise_d
     assert code == 2 and "02.pt" in err and not (tmp_path / "out").exists()
 
 
+def _edited_copy(folder, tmp_path, config_edit=None, weights_edit=None):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "edited" / "unet"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, **(config_edit or {})}))
+    if weights_edit:
+        weights = load_file(copy / "diffusion_pytorch_model.safetensors")
+        weights_edit(weights)
+        save_file(weights, copy / "diffusion_pytorch_model.safetensors")
+    return copy
+
+
+@pytest.mark.parametrize("config_edit, weights_edit, message", [
+    ({"num_class_embeds": 10}, None, "class-conditional UNet2DModel"),
+    ({"layers_per_block": 100000}, None, "layers_per_block must be an integer in 1..16, got 100000"),
+    ({"layers_per_block": "2"}, None, "layers_per_block must be an integer"),
+    ({"block_out_channels": [16] * 40}, None, "block_out_channels must be a list of 1..8"),
+    ({"in_channels": 4}, None, "in_channels is 4"),
+    ({"some_future_option": True}, None, "unknown UNet2DModel setting 'some_future_option'"),
+    ({"norm_num_groups": 7}, None, "diffusers cannot build this UNet2DModel"),
+    ({"_class_name": "UNet2DConditionModel"}, None, "neither a diffusers UNet2DModel nor a diffadapt faces run (kind None, _class_name 'UNet2DConditionModel')"),
+    (None, lambda w: w.pop("conv_in.weight"), "1 missing keys (e.g. conv_in.weight)"),
+    (None, lambda w: w.update(extra=torch.zeros(1)), "1 unexpected keys (e.g. extra)"),
+    (None, lambda w: w.update({"conv_in.bias": torch.zeros(3)}), "keys of the wrong shape"),
+])
+def test_bad_diffusers_folders_are_refused_before_anything_is_written(run_cli, diffusers_unet, noise_dir, tmp_path, config_edit, weights_edit,
+                                                                       message):
+    # diffusers' own loader would sample with a random conv_in, crash on class labels or never finish building.
+    folder = _edited_copy(diffusers_unet, tmp_path, config_edit, weights_edit)
+    code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out", "--unet", folder, "--steps", "2")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_diffusers_pipeline_folder_and_its_scheduler(run_cli, diffusers_unet, noise_dir, tmp_path):
+    from diffadapt.apps.faces.models import load_face_model
+
+    pipeline = _edited_copy(diffusers_unet, tmp_path).parent  # FOLDER/unet
+    (pipeline / "scheduler").mkdir()
+    scheduler = {"_class_name": "DDPMScheduler", "num_train_timesteps": 500, "beta_start": 1e-4, "beta_end": 0.02, "clip_sample": True}
+    (pipeline / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
+    assert load_face_model(pipeline).schedule.config.num_timesteps == 500
+    assert run_cli("faces", "generate", noise_dir, tmp_path / "out", "--unet", pipeline, "--steps", "2")[0] == 0
+    (pipeline / "scheduler" / "scheduler_config.json").write_text(json.dumps({**scheduler, "prediction_type": "v_prediction"}))
+    code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out2", "--unet", pipeline, "--steps", "2")
+    assert code == 2 and "prediction_type is 'v_prediction'" in err and not (tmp_path / "out2").exists()
+
+
+def test_noise_far_larger_than_the_training_images_is_refused(run_cli, diffusers_unet, tmp_path):
+    # The fixture was built with sample_size 32: 64 is allowed, 96 would multiply attention's memory by 81.
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    torch.save(torch.randn(1, 3, 64, 64), noise / "big.pt")
+    assert run_cli("faces", "generate", noise, tmp_path / "ok", "--unet", diffusers_unet, "--steps", "1")[0] == 0
+    torch.save(torch.randn(1, 3, 96, 64), noise / "big.pt")
+    code, _, err = run_cli("faces", "generate", noise, tmp_path / "out", "--unet", diffusers_unet, "--steps", "1")
+    assert code == 2 and "trained on 32x32 images: sides must be at most 64" in err and not (tmp_path / "out").exists()
+
+
 def test_eta_grid_and_interpolation_with_a_face_model(run_cli, diffusers_unet, noise_dir, tmp_path):
     for i in range(2, 4):
         torch.save(torch.randn(1, 3, 32, 32), noise_dir / f"0{i}.pt")
@@ -123,6 +186,30 @@ def test_faces_train_few_steps(run_cli, tmp_path):
     noise.mkdir()
     torch.save(torch.randn(1, 3, 16, 16), noise / "00.pt")
     assert run_cli("faces", "generate", noise, tmp_path / "out", "--unet", tmp_path / "run", "--steps", "2")[0] == 0
+
+
+@pytest.mark.parametrize("data_edit, message", [
+    ({"size": 32}, "data.size 32 differs from model.image_size 16"),
+    ({"size": 1024}, "data.size must be in 16..256, got 1024"),
+    ({"size": True}, "lacks source, size or limit"),
+    ({"extra": {"limit": -3}}, "lacks source, size or limit"),
+    ({"extra": []}, "lacks source, size or limit"),
+])
+def test_faces_resume_refuses_an_edited_data_section(run_cli, tmp_path, data_edit, message):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    args = ["--out", tmp_path / "run", "--size", "16", "--batch-size", "4", "--base-channels", "16", "--no-progress"]
+    assert run_cli("faces", "train", folder, *args, "--steps", "1")[0] == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["data"].update(data_edit)
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    code, _, err = run_cli("faces", "train", folder, *args, "--steps", "2", "--resume")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
 
 
 def test_faces_train_on_the_celeba_zip(run_cli, tmp_path):

@@ -105,6 +105,38 @@ def test_cli_trains_a_patch_model_and_refuses_a_bad_one(run_cli, tmp_path):
     assert config["model"]["patch_size"] == 2
 
 
+def test_init_from_fine_tunes_a_checkpoint(run_cli, tmp_path):
+    from diffadapt.diffusion.models import load_model
+
+    args = ["--data", "mnist", "--batch-size", "8", "--base-channels", "16", "--channel-mults", "1,2", "--attention-levels", "1",
+            "--res-blocks", "1", "--timesteps", "100", "--no-progress"]
+    assert run_cli("digits", "train", "--out", tmp_path / "start", *args, "--steps", "3", "--lr", "1e-2")[0] == 0
+    # A vanishing learning rate: the fine-tuned weights must be the start's, not the seed's random ones.
+    fine = ["--data", "mnist", "--batch-size", "8", "--steps", "1", "--lr", "1e-12", "--seed", "5", "--no-progress"]
+    assert run_cli("digits", "train", "--out", tmp_path / "fine", "--init-from", tmp_path / "start", *fine)[0] == 0
+    start, tuned = load_model(tmp_path / "start"), load_model(tmp_path / "fine")
+    assert tuned.model_config == start.model_config and tuned.schedule.config == start.schedule.config
+    for (key, a), b in zip(start.model.state_dict().items(), tuned.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-3), key
+    assert tuned.config["data"]["extra"]["init_from"] == str(tmp_path / "start")
+    # The same run without --init-from starts elsewhere.
+    assert run_cli("digits", "train", "--out", tmp_path / "fresh", *args, "--steps", "1", "--lr", "1e-12", "--seed", "5")[0] == 0
+    fresh = load_model(tmp_path / "fresh")
+    assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(start.model.state_dict().values(), fresh.model.state_dict().values()))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--base-channels", "32"], "--init-from takes the network"),
+    (["--timesteps", "50"], "--init-from takes the network"),
+    (["--resume"], "--init-from starts a new run"),
+])
+def test_init_from_refuses_conflicting_options(run_cli, tmp_path, extra, message):
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--init-from", "default", "--data", "mnist", "--steps", "1", *extra)
+    assert code == 2 and message in err and not (tmp_path / "run").exists()
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--init-from", tmp_path / "nowhere", "--data", "mnist", "--steps", "1")
+    assert code == 2 and "nowhere" in err and not (tmp_path / "run").exists()
+
+
 def _nan_model(state):
     key = next(iter(state["model"]))
     state["model"][key] = torch.full_like(state["model"][key], float("nan"))

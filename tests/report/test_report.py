@@ -135,6 +135,24 @@ def test_report_command_checks_paths_first(run_cli, tmp_path):
     assert code == 2 and "digits.classifier" in err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("digits", "message"), [
+    ("guidance_interval = [500, 100]", "digits.guidance_interval: guidance interval must be 0 <= lo <= hi, got 500..100"),
+    ("guidance_interval = [5]", "digits.guidance_interval: guidance interval must be (lo, hi)"),
+    ("steps = 5000", "[digits] method / steps / eta:"),
+    ("judge = 'FILE'", "[digits] judge:"),
+])
+def test_report_digit_settings_fail_before_any_work_naming_the_key(run_cli, tmp_path, digits, message):
+    # Without the up-front check these failed after the figures had been sampled, naming no key.
+    (tmp_path / "notes.txt").write_text("not a judge")
+    path = tmp_path / "report.toml"
+    path.write_text("parts = ['digits']\n[digits]\n" + digits.replace("FILE", str(tmp_path / "notes.txt")) + "\n")
+    code, _, err = run_cli("report", "--config", path, "--out", tmp_path / "out")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+    if "judge" in digits:
+        assert "notes.txt: is a file, but a judge run folder" in err
+
+
 @pytest.mark.parametrize("domain", ["../../escaped", "/tmp/absolute"])
 def test_domain_names_from_a_run_stay_inside_the_report(tmp_path, domain):
     """A run's config.json names its domains; the report names t-SNE folders after them, never leaving out."""

@@ -21,6 +21,7 @@ from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
+from diffadapt.io import SHIPPED
 
 TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "warmup_steps", "lr_schedule", "ema_decay", "p_uncond",
                   "grad_clip", "seed", "checkpoint_every", "log_every", "precision", "compile", "compile_mode", "weights_dtype")
@@ -72,6 +73,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--stop-after", type=whole_number, default=0, help="end this invocation after N steps; --resume finishes the run")
     p.add_argument("--size", type=whole_number, default=None, help="resize images to SIZE x SIZE (default: as stored)")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help=f"fine-tune: start from a digit checkpoint's weights, network and noise schedule ('{SHIPPED}': the shipped one)")
     for name in TRAIN_SETTINGS:
         add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
     for name, flag in SCHEDULE_SETTINGS.items():
@@ -127,6 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.data, Path(args.out), train=given(args, TRAIN_SETTINGS), schedule={k: getattr(args, k) for k in SCHEDULE_SETTINGS if getattr(args, k) is not None},
         model={k: getattr(args, k) for k in MODEL_SETTINGS if getattr(args, k) is not None}, size=args.size, resume=args.resume,
         stop_after=args.stop_after, device=pick_device(args.device), progress=not args.no_progress, tensorboard=args.tensorboard,
+        init_from=args.init_from,
     )
     rate = result.images_seen / max(result.train_seconds, 1e-9)
     print(f"trained to step {result.steps}: loss {result.final_loss:.4f}, {result.train_seconds:.1f} s of training "
@@ -197,7 +201,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"--score-seeds: {exc}") from None
     if not seeds or len(seeds) > 10:
         raise InputError("--score-seeds needs 1 to 10 seeds")
-    scores = evaluate_folder(args.out_dir, classifier=args.classifier, judge=None if args.no_judge else (args.judge or "default"),
+    scores = evaluate_folder(args.out_dir, classifier=args.classifier, judge=None if args.no_judge else (args.judge or SHIPPED),
                              real=args.real, score_seeds=tuple(seeds))
     print(scores.table())
     if args.json:

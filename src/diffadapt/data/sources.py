@@ -76,6 +76,10 @@ def _read_folder(path: Path, domain: str, progress: bool) -> dict[str, DigitSet]
         return {"unlabelled": folders.read_unlabelled_folder(path, domain, progress)}
     if not any(path.iterdir()):
         raise InputError("folder is empty", path)
+    misnamed = folders.misnamed_class_folder(path)
+    if misnamed is not None:
+        raise InputError(f"no readable digit data here: class subfolders must be named 0..9 (or sit in train/val/test), found {misnamed.name!r}",
+                         misnamed.parent)
     raise InputError("no readable digit data here (course layout, MNIST-M or SVHN release, IDX, USPS, class folders, images)", path)
 
 

@@ -26,6 +26,7 @@ from diffadapt.io import load_state_dict_file, load_state_dict_strict
 
 BASE = 128
 MULTIPLIERS = (1, 1, 2, 2, 4, 4)
+COURSE_IMAGE_SIZE = 256  # the side of the images it was trained on
 ATTENTION_LEVEL = 4  # 16x16 for a 256x256 input
 TIME_DIM = 4 * BASE
 GROUPS = 32

@@ -38,7 +38,7 @@ from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
-from diffadapt.io import check_weight_tensors, check_weights_fit, read_run_config
+from diffadapt.io import check_weight_tensors, check_weights_fit, load_state_dict_strict, read_run_config
 from diffadapt.progress import progress_bar
 from diffadapt.settings import Settings, described, number
 from diffadapt.viz.curves import MetricsLog
@@ -277,8 +277,12 @@ def train_diffusion(
     progress: bool = True,
     stop_after: int = 0,
     tensorboard: str | Path | None = None,
+    init_weights: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train an eps-prediction UNet on ``data`` (uint8 images, with labels when the model is conditional).
+
+    ``init_weights`` (a state dict of ``model_config``'s network) starts the network and its EMA from trained
+    weights instead of the seed's random ones (fine-tuning); ``resume`` restores everything from state.pt.
 
     ``stop_after`` > 0 ends this invocation after that many steps (checkpointed), while the learning-rate
     schedule still aims at the full run: a later ``resume=True`` call finishes it exactly as one run would.
@@ -304,6 +308,8 @@ def train_diffusion(
 
     torch.manual_seed(train_config.seed)  # identical initial weights on every rank
     model = ConditionalUNet(model_config).to(device)
+    if init_weights is not None and not resume:
+        load_state_dict_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in init_weights.items()}, "initial weights")
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, fused=device.type == "cuda" or None)
     # One noise stream for the global batch, the same on every rank (see epsilon_loss's shard).

@@ -35,6 +35,7 @@ from diffadapt.progress import progress_bar
 from diffadapt.settings import Settings, number
 
 JUDGE_KIND = "diffadapt/digit-judge"
+JUDGE_WEIGHTS = "model.safetensors"
 FLOOR_SIZES = (100, 200, 500, 1000)  # sample sizes at which the real-vs-real floor is recorded
 FEATURE_DIM = 128
 
@@ -164,7 +165,7 @@ def save_judge(run_dir: Path, model: JudgeNet, stats: dict[str, Any], info: dict
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors["real.mu"] = torch.from_numpy(stats["mu"])
     tensors["real.sigma"] = torch.from_numpy(stats["sigma"])
-    save_weights(run_dir / "model.safetensors", tensors, {"kind": JUDGE_KIND})
+    save_weights(run_dir / JUDGE_WEIGHTS, tensors, {"kind": JUDGE_KIND})
     write_json_atomic(run_dir / CONFIG_FILE, {"kind": JUDGE_KIND, **info, **{k: v for k, v in stats.items() if k not in ("mu", "sigma")}})
 
 
@@ -184,6 +185,8 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     """A judge run folder (default: the shipped MNIST-M judge), checked: kind, weights, real statistics."""
     run_dir = Path(path) if path is not None else default_judge_checkpoint()
     if run_dir.is_file():
+        if run_dir.name not in (CONFIG_FILE, JUDGE_WEIGHTS):  # a judge's own file names its folder; any other file is a mistake
+            raise InputError("is a file, but a judge run folder (config.json + model.safetensors) is expected", run_dir)
         run_dir = run_dir.parent
     config = read_run_config(run_dir)
     source = run_dir / CONFIG_FILE
@@ -192,7 +195,7 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     floors = config.get("floors_by_size", {})
     if not _is_number(config.get("floor_halves")) or not isinstance(floors, dict) or not all(map(_is_number, floors.values())):
         raise InputError("judge config needs a number floor_halves and an object floors_by_size of numbers", source)
-    tensors, _ = load_weights(run_dir / "model.safetensors")
+    tensors, _ = load_weights(run_dir / JUDGE_WEIGHTS)
     model = JudgeNet()
     load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, run_dir)
     mu, sigma = tensors.get("real.mu"), tensors.get("real.sigma")

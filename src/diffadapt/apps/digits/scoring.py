@@ -14,11 +14,10 @@ from diffadapt.evaluate.accuracy_score import classification_accuracy_score, rea
 from diffadapt.evaluate.generated import DigitScores, read_generated_folder, score_digits
 from diffadapt.evaluate.judge import load_judge
 from diffadapt.evaluate.lenet import load_course_classifier
+from diffadapt.io import SHIPPED
 
-DEFAULT = "default"  # the shipped judge
 
-
-def score_images(images: torch.Tensor, labels: np.ndarray, classifier: str | Path | None = None, judge: str | Path | None = DEFAULT,
+def score_images(images: torch.Tensor, labels: np.ndarray, classifier: str | Path | None = None, judge: str | Path | None = SHIPPED,
                  real: str | Path | None = None, score_seeds: tuple[int, ...] = (0, 1, 2)) -> DigitScores:
     """Scores of uint8 (N, 3, 28, 28) images with (N,) labels in 0..9.
 
@@ -27,7 +26,7 @@ def score_images(images: torch.Tensor, labels: np.ndarray, classifier: str | Pat
     splits for the classification accuracy score (None: no score).
     """
     course = load_course_classifier(classifier) if classifier else None
-    loaded_judge = load_judge(None if str(judge) == DEFAULT else judge) if judge else None
+    loaded_judge = load_judge(None if str(judge) == SHIPPED else judge) if judge else None
     accuracy_score = None
     if real:
         reference = real_reference(read_source(real, progress=False))
@@ -35,7 +34,7 @@ def score_images(images: torch.Tensor, labels: np.ndarray, classifier: str | Pat
     return score_digits(images, np.asarray(labels), course, loaded_judge, accuracy_score)
 
 
-def evaluate_folder(folder: str | Path, classifier: str | Path | None = None, judge: str | Path | None = DEFAULT,
+def evaluate_folder(folder: str | Path, classifier: str | Path | None = None, judge: str | Path | None = SHIPPED,
                     real: str | Path | None = None, score_seeds: tuple[int, ...] = (0, 1, 2)) -> DigitScores:
     """:func:`score_images` of a folder of ``{digit}_*.png`` files (the digit is the name's first character)."""
     images, labels, _ = read_generated_folder(folder)

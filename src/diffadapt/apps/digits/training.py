@@ -10,29 +10,38 @@ import torch
 from diffadapt.data import TensorImages, read_source
 from diffadapt.data.sources import labelled_train
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
+from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE
+from diffadapt.io import CONFIG_FILE, SHIPPED
 
 
 def train_digits(
     data_spec: str, out: Path, train: dict[str, Any] | None = None, schedule: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None, size: int | None = None, resume: bool = False, stop_after: int = 0,
     device: torch.device | None = None, progress: bool = True, tensorboard: str | Path | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train a class-conditional UNet on the labelled training split of ``data_spec`` into ``out``.
 
     ``train``, ``schedule`` and ``model`` override fields of TrainConfig, ScheduleConfig and UNetConfig (their
     defaults otherwise); the image size and channels come from the data (``size`` resizes). ``resume``
-    continues the run in ``out`` with its own settings, ignoring the overrides.
+    continues the run in ``out`` with its own settings, ignoring the overrides. ``init_from`` (a digit
+    checkpoint, ``"default"`` for the shipped one) fine-tunes: its weights, network and noise schedule are
+    the start, so ``schedule``, ``model`` and ``size`` must not be given; the run's config records it.
     """
     out = Path(out)
     if stop_after < 0:
         raise InputError(f"stop_after must be 0 or more, got {stop_after}")
     if size is not None and not 8 <= size <= 256:
         raise InputError(f"size must be in 8..256, got {size}")
+    init_weights = None
+    if init_from is not None and resume:
+        raise InputError("--init-from starts a new run; --resume continues one from its own state")
+    if init_from is not None and (schedule or model or size is not None):
+        raise InputError("--init-from takes the network, its size and its noise schedule from the checkpoint; drop the model and schedule options")
     if resume:
         config, model_config, schedule_config, train_config = resume_configs(out)
         data_spec = config.get("data", {}).get("source")
@@ -43,14 +52,23 @@ def train_digits(
             raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
         train_config = TrainConfig(**(train or {}))
         schedule_config = ScheduleConfig(**(schedule or {}))
+        if init_from is not None:
+            start = load_model(None if str(init_from) == SHIPPED else init_from, kind=DIGITS_KIND)
+            model_config, schedule_config = start.model_config, start.schedule.config
+            init_weights = start.model.state_dict()
     # A generative model has no use for a val split: it trains on the whole train split.
     train_set = labelled_train(read_source(data_spec, seed=0))
     if not train_set.labelled:
         raise InputError("training a conditional model needs labelled images", data_spec)
-    if not resume:
+    if init_weights is not None and (train_set.channels, train_set.size[0]) != (model_config.in_channels, model_config.image_size):
+        raise InputError(f"the data's {train_set.size[0]}x{train_set.size[0]} images with {train_set.channels} channels do not fit the checkpoint's "
+                         f"{model_config.image_size}x{model_config.image_size} x {model_config.in_channels}", data_spec)
+    if not resume and init_weights is None:
         model_config = UNetConfig(**{"image_size": size or train_set.size[0], "in_channels": train_set.channels, "num_classes": 10, **(model or {})})
     device = device or torch.device("cpu")
     data = TensorImages.from_digitset(train_set, size=model_config.image_size, device=device)
-    info = DataInfo(source=str(data_spec), domain=train_set.domain, channels=data.channels, size=model_config.image_size, num_images=len(data))
+    extra = {"init_from": str(init_from)} if init_from is not None else {}
+    info = DataInfo(source=str(data_spec), domain=train_set.domain, channels=data.channels, size=model_config.image_size, num_images=len(data),
+                    extra=extra)
     return train_diffusion(out, data, model_config, schedule_config, train_config, info, DIGITS_KIND, resume=resume, device=device,
-                           progress=progress, stop_after=stop_after, tensorboard=tensorboard)
+                           progress=progress, stop_after=stop_after, tensorboard=tensorboard, init_weights=init_weights)

@@ -17,19 +17,22 @@ import torch
 from diffadapt.data.imageio import read_image
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import FACES_KIND
-from diffadapt.diffusion.course_unet import MULTIPLIERS, load_course_unet
+from diffadapt.diffusion.course_unet import COURSE_IMAGE_SIZE, MULTIPLIERS, load_course_unet
+from diffadapt.diffusion.diffusers_format import UNET_DIR
+from diffadapt.diffusion.diffusers_unet import load_unconditional_unet
 from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.models import LoadedModel, load_model
 from diffadapt.diffusion.sampler import SamplerConfig, initial_noise, per_sample_generators, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
 from diffadapt.images import minmax_to_uint8, model_to_nhwc, nchw_to_nhwc
-from diffadapt.io import CONFIG_FILE, read_json, read_run_config, safe_torch_load
+from diffadapt.io import CONFIG_FILE, read_run_config, safe_torch_load
 from diffadapt.progress import progress_bar
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
 MAX_NOISE_STEM_BYTES = 200
+MAX_SIZE_FACTOR = 2  # noise sides up to twice a network's training size
 MAX_NOISE_VALUE = 100.0  # |z| > 100 has probability ~0 for any N(0, 1) sample: such a file is not noise
 
 
@@ -45,16 +48,23 @@ class NoiseModel:
     bf16: bool
     clip_x0: bool = False  # the course's faces: no clipping; digit checkpoints: their own default
     size_multiple: int = 1  # image sides the network accepts are multiples of this (its halvings)
+    trained_size: int | None = None  # the side of its training images, where known
 
     def check_noise(self, noise: torch.Tensor, source: str | Path | None = None) -> None:
-        """Noise (N, C, H, W) this network can denoise: its channels, sides multiples of its halvings."""
+        """Noise (N, C, H, W) this network can denoise: sides multiples of its halvings and at most
+        ``MAX_SIZE_FACTOR`` times its training size (attention's memory grows with the fourth power of
+        the side: a 256-pixel network's attention needs hundreds of GB at 1024)."""
         h, w = noise.shape[-2:]
         if h < self.size_multiple or h % self.size_multiple or w % self.size_multiple:
             raise InputError(f"noise of size {h}x{w} does not fit {self.name}: sides must be multiples of {self.size_multiple}", source)
+        if self.trained_size and max(h, w) > MAX_SIZE_FACTOR * self.trained_size:
+            raise InputError(f"noise of size {h}x{w} is too large for {self.name}, trained on {self.trained_size}x{self.trained_size} images: "
+                             f"sides must be at most {MAX_SIZE_FACTOR * self.trained_size}", source)
 
 
 def load_face_model(path: str | Path, device: torch.device | str = "cpu", precision: str = "fp32") -> NoiseModel:
-    """The course's ``UNet.pt``, a diffusers model folder (config.json + weights) or a ``faces train`` run."""
+    """The course's ``UNet.pt``, a diffusers UNet2DModel folder (config.json + weights, or a pipeline folder
+    holding ``unet/``; read by ``diffusion/diffusers_unet.py``) or a ``faces train`` run."""
     path = Path(path)
     device = torch.device(device)
     bf16 = resolve_precision(precision, device) if precision != "fp32" else False
@@ -65,8 +75,10 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
         if device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
         return NoiseModel(_wrap(lambda x, t: module(x, t), device, bf16), LinearSchedule(COURSE_SCHEDULE), "course UNet", module,
-                          device, bf16, size_multiple=2 ** (len(MULTIPLIERS) - 1))
+                          device, bf16, size_multiple=2 ** (len(MULTIPLIERS) - 1), trained_size=COURSE_IMAGE_SIZE)
     if not (path / CONFIG_FILE).is_file():
+        if (path / UNET_DIR / CONFIG_FILE).is_file():  # a diffusers pipeline folder
+            return _load_diffusers(path, device, bf16)
         raise InputError("a model folder needs config.json (diffusers UNet2DModel or a diffadapt faces run)", path)
     config = read_run_config(path)
     if config.get("kind") == FACES_KIND:
@@ -74,10 +86,11 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
         module = loaded.model
         cfg = loaded.model_config
         return NoiseModel(_wrap(lambda x, t: module(x, t, None), device, bf16), loaded.schedule, "diffadapt faces run", module, device, bf16,
-                          size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1))
+                          size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1), trained_size=cfg.image_size)
     if config.get("_class_name") == "UNet2DModel":
         return _load_diffusers(path, device, bf16)
-    raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r})", path / CONFIG_FILE)
+    raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r}, "
+                     f"_class_name {config.get('_class_name')!r})", path / CONFIG_FILE)
 
 
 def _wrap(fn, device: torch.device, bf16: bool):
@@ -90,33 +103,17 @@ def _wrap(fn, device: torch.device, bf16: bool):
 
 def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
     try:
-        from diffusers import UNet2DModel
+        import diffusers  # noqa: F401 - only to know it is there
     except ImportError:
         raise InputError("diffusers model folders need the diffusers package: pip install diffusers", path) from None
-    try:
-        module = UNet2DModel.from_pretrained(str(path)).to(device).eval()
-    except Exception as exc:  # diffusers raises many types for bad folders
-        raise InputError(f"cannot load the diffusers UNet2DModel ({type(exc).__name__}: {exc})", path) from None
-    halvings = len(getattr(module.config, "down_block_types", ())) - 1
-    return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), diffusers_schedule(path), "diffusers UNet2DModel", module,
-                      device, bf16, size_multiple=2 ** max(halvings, 0))
-
-
-def diffusers_schedule(unet_dir: Path) -> LinearSchedule:
-    """The linear schedule of a diffusers pipeline folder (``../scheduler/scheduler_config.json`` beside the
-    UNet's folder, or ``scheduler_config.json`` inside it); the course's when there is none."""
-    for candidate in (unet_dir.parent / "scheduler" / "scheduler_config.json", unet_dir / "scheduler_config.json"):
-        if candidate.is_file():
-            sc = read_json(candidate)
-            if not isinstance(sc, dict):
-                raise InputError("scheduler config must be a JSON object", candidate)
-            if sc.get("beta_schedule", "linear") != "linear":
-                raise InputError(f"only linear beta schedules are supported, found {sc.get('beta_schedule')!r}", candidate)
-            if sc.get("prediction_type", "epsilon") != "epsilon":
-                raise InputError(f"only epsilon-prediction models are supported, found {sc.get('prediction_type')!r}", candidate)
-            keys = {"num_train_timesteps": "num_timesteps", "beta_start": "beta_start", "beta_end": "beta_end"}
-            return LinearSchedule(ScheduleConfig.from_dict({ours: sc[theirs] for theirs, ours in keys.items() if theirs in sc}, candidate))
-    return LinearSchedule(COURSE_SCHEDULE)
+    module, schedule = load_unconditional_unet(path)
+    module = module.to(device)
+    halvings = len(module.config.block_out_channels) - 1  # the last block does not downsample
+    sample_size = module.config.sample_size  # an int, a pair or None
+    trained = max(sample_size) if isinstance(sample_size, (list, tuple)) and sample_size else sample_size
+    return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), LinearSchedule(schedule or COURSE_SCHEDULE),
+                      "diffusers UNet2DModel", module, device, bf16, size_multiple=2 ** halvings,
+                      trained_size=trained if isinstance(trained, int) and trained > 0 else None)
 
 
 def load_noise(path: str | Path) -> torch.Tensor:

@@ -31,6 +31,10 @@ def face_model_config(size: int, base_channels: int = 64) -> UNetConfig:
                       attention_levels=(len(levels) - 2,), num_classes=None, norm_groups=32)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def train_faces(
     images_source: str | Path, out: Path, size: int = 64, limit: int = 0, base_channels: int = 64, timesteps: int = 1000,
     train: dict[str, Any] | None = None, resume: bool = False, device: torch.device | None = None, progress: bool = True,
@@ -42,10 +46,16 @@ def train_faces(
         raise InputError(f"limit must be 0 (all) or more, got {limit}")
     if resume:
         config, model_config, schedule_config, train_config = resume_configs(out)
-        data = config.get("data", {})
-        images_source, size, limit = data.get("source"), data.get("size"), data.get("extra", {}).get("limit", 0)
-        if not isinstance(images_source, str) or not isinstance(size, int) or not isinstance(limit, int):
+        data = config.get("data")
+        extra = data.get("extra", {}) if isinstance(data, dict) else None
+        images_source, size, limit = (data.get("source"), data.get("size"), extra.get("limit", 0)) if isinstance(extra, dict) else (None,) * 3
+        if not isinstance(images_source, str) or not _is_int(size) or not _is_int(limit) or limit < 0:
             raise InputError("config's data section lacks source, size or limit to resume from", out / "config.json")
+        if not MIN_SIZE <= size <= MAX_SIZE:
+            raise InputError(f"data.size must be in {MIN_SIZE}..{MAX_SIZE}, got {size}", out / "config.json")
+        if size != model_config.image_size:
+            # The network's own size decides; a different data.size would feed it images it was not built for.
+            raise InputError(f"data.size {size} differs from model.image_size {model_config.image_size}", out / "config.json")
     else:
         if (out / "config.json").exists():
             raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)

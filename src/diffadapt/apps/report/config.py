@@ -14,9 +14,10 @@ from typing import Literal
 
 from diffadapt.adapt.config import Method, Recipe
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
+from diffadapt.diffusion.guidance import Guidance
 from diffadapt.diffusion.sampler import Method as SamplerMethod
 from diffadapt.errors import InputError
-from diffadapt.io import MAX_CONFIG_BYTES, decode_utf8, read_bytes_limited
+from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
 from diffadapt.settings import Settings, described, number
 
 if sys.version_info >= (3, 11):
@@ -25,12 +26,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 Part = Literal["data", "digits", "ddim", "adapt"]
-DEFAULT = "default"  # the shipped checkpoint / judge
 
 
 @dataclass
 class DigitsPart(Settings):
-    ckpt: str = described(DEFAULT, "digit run folder or diffusers folder; default: the shipped checkpoint")
+    ckpt: str = described(SHIPPED, "digit run folder or diffusers folder; default: the shipped checkpoint")
     per_class: int = number(20, at_least=2, at_most=999, help="images per digit")
     method: SamplerMethod | None = described(None, "sampler; None: the checkpoint's")
     steps: int | None = number(None, at_least=1, at_most=100_000, help="solver steps; None: the checkpoint's")
@@ -38,15 +38,22 @@ class DigitsPart(Settings):
     guidance: float | None = number(None, at_least=0.0, at_most=50.0, help="guidance scale; None: the checkpoint's")
     guidance_interval: tuple[int, ...] | Literal["all"] | None = described(None, "[lo, hi] timesteps, 'all', or None: the checkpoint's")
     classifier: str = described("", "the course's Classifier.pth; empty: no course accuracy")
-    judge: str = described(DEFAULT, "judge run folder; default: the shipped MNIST-M judge")
+    judge: str = described(SHIPPED, "judge run folder; default: the shipped MNIST-M judge")
     real: str = described("", "real labelled digits for the classification accuracy score; empty: none")
     score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings", unique=True)
     batch_size: int = number(500, at_least=1, at_most=100_000, help="images per forward pass")
 
+    def validate(self) -> None:
+        if isinstance(self.guidance_interval, tuple):  # checked here, so the error names the key before any work
+            try:
+                Guidance(interval=self.guidance_interval)
+            except InputError as exc:
+                raise InputError(f"guidance_interval: {exc}") from None
+
 
 @dataclass
 class DDIMPart(Settings):
-    ckpt: str = described(DEFAULT, "digit checkpoint used when no face UNet is given")
+    ckpt: str = described(SHIPPED, "digit checkpoint used when no face UNet is given")
     digit: int = number(3, at_least=0, at_most=9, help="class drawn with a digit checkpoint")
     unet: str = described("", "course UNet.pt, a diffusers UNet2DModel folder or a faces run; empty: the digit checkpoint")
     noise_dir: str = described("", "folder of .pt noise files (with unet)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from diffadapt.apps.faces.models import (
     to_graded_images,
 )
 from diffadapt.apps.preview import preview_grid
-from diffadapt.apps.report.config import DEFAULT, ReportConfig
+from diffadapt.apps.report.config import ReportConfig
 from diffadapt.apps.report.html import render_page
 from diffadapt.data import read_source
 from diffadapt.data.domains import folder_name
@@ -40,16 +41,18 @@ from diffadapt.data.prepare import describe
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import load_model
 from diffadapt.errors import InputError
+from diffadapt.evaluate.judge import load_judge
+from diffadapt.evaluate.lenet import load_course_classifier
 from diffadapt.images import nhwc_to_nchw
-from diffadapt.io import atomic_dir, write_text_atomic
+from diffadapt.io import SHIPPED, atomic_dir, write_text_atomic
 from diffadapt.viz.curves import CURVES_FILE
 
 
 def check_inputs(config: ReportConfig) -> None:
     """Fail before any work when a named file is missing, so a long report never dies half-way."""
     named = [
-        ("digits.ckpt", config.digits.ckpt, DEFAULT), ("digits.classifier", config.digits.classifier, ""),
-        ("digits.judge", config.digits.judge, DEFAULT), ("ddim.ckpt", config.ddim.ckpt, DEFAULT),
+        ("digits.ckpt", config.digits.ckpt, SHIPPED), ("digits.classifier", config.digits.classifier, ""),
+        ("digits.judge", config.digits.judge, SHIPPED), ("ddim.ckpt", config.ddim.ckpt, SHIPPED),
         ("ddim.unet", config.ddim.unet, ""), ("ddim.noise_dir", config.ddim.noise_dir, ""), ("ddim.gt_dir", config.ddim.gt_dir, ""),
     ]
     for key, value, unset in named:
@@ -57,9 +60,32 @@ def check_inputs(config: ReportConfig) -> None:
             raise InputError(f"{key} names a path that does not exist", value)
     if config.ddim.unet and not config.ddim.noise_dir:
         raise InputError("ddim.unet needs ddim.noise_dir")
+    if "digits" in config.parts:
+        _check_digits_part(config)
     for run in config.adapt.runs:
         if not Path(run).exists():
             raise InputError("adapt.runs names a folder that does not exist", run)
+
+
+def _check_digits_part(config: ReportConfig) -> None:
+    """Load what the digits part names and build its sampler, so a bad value fails now, naming its key, and
+    not after the figures have been sampled (the loads take about a second)."""
+    part = config.digits
+
+    def checked(keys: str, check: Callable[[], Any]) -> Any:
+        try:
+            return check()
+        except InputError as exc:
+            raise InputError(f"[digits] {keys}: {exc}") from None
+
+    loaded = checked("ckpt", lambda: load_model(None if part.ckpt == SHIPPED else part.ckpt))
+    interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
+    checked("guidance / guidance_interval", lambda: loaded.guidance(part.guidance, interval))
+    checked("method / steps / eta", lambda: loaded.sampler(part.method, part.steps, part.eta).timesteps(loaded.schedule))
+    if part.judge:
+        checked("judge", lambda: load_judge(None if part.judge == SHIPPED else part.judge))
+    if part.classifier:
+        checked("classifier", lambda: load_course_classifier(part.classifier))
 
 
 def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
@@ -71,7 +97,7 @@ def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
 
 def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
     part = config.digits
-    loaded = load_model(None if part.ckpt == DEFAULT else part.ckpt, device=device)
+    loaded = load_model(None if part.ckpt == SHIPPED else part.ckpt, device=device)
     interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
     guidance = loaded.guidance(part.guidance, interval)
     sampler = loaded.sampler(part.method, part.steps, part.eta)
@@ -88,7 +114,7 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
     scores = score_images(nhwc_to_nchw(images), labels.numpy(), part.classifier or None, part.judge, part.real or None, part.score_seeds)
     timings["score_s"] = time.perf_counter() - start
     return {
-        "checkpoint": "shipped default" if part.ckpt == DEFAULT else part.ckpt,
+        "checkpoint": "shipped default" if part.ckpt == SHIPPED else part.ckpt,
         "model": loaded.config.get("model"), "trained": loaded.config.get("training_summary", {}),
         "sampler": sampler.describe(loaded.schedule), "guidance": str(guidance),
         "forwards_per_image": guidance.forwards(sampler.timesteps(loaded.schedule)), "device": device.type,
@@ -112,9 +138,9 @@ def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str
             result["mse"] = {n: e for n, e in zip(names, errors)}
             result["mean_mse"] = sum(errors) / len(errors)
     else:
-        loaded = load_model(None if part.ckpt == DEFAULT else part.ckpt, device=device, precision=part.precision)
+        loaded = load_model(None if part.ckpt == SHIPPED else part.ckpt, device=device, precision=part.precision)
         figure = digit_figure_inputs(loaded, part.digit, 4, config.seed, steps=part.steps)
-        result["source"] = f"digit checkpoint ({'shipped default' if part.ckpt == DEFAULT else part.ckpt}), {figure.model.name}, noise from seed {config.seed}"
+        result["source"] = f"digit checkpoint ({'shipped default' if part.ckpt == SHIPPED else part.ckpt}), {figure.model.name}, noise from seed {config.seed}"
     result.update(steps=figure.steps, spacing=figure.spacing)
     start = time.perf_counter()
     eta_grid(figure.model, figure.noises, figure.names, figure.to_images, out / "ddim_eta_grid.png", steps=figure.steps, seed=config.seed,

@@ -37,6 +37,19 @@ def is_class_folder(root: Path) -> bool:
     return bool(dirs) and all(d.name in CLASS_NAMES for d in dirs)
 
 
+def misnamed_class_folder(root: Path) -> Path | None:
+    """The first subfolder of ``root`` (or of its train / val / test folders) not named 0..9, if any: what
+    to name when a folder of subfolders is read as nothing else."""
+    for folder in _class_dirs(root):
+        if folder.name in ("train", "val", "test"):
+            inner = misnamed_class_folder(folder)
+            if inner is not None:
+                return inner
+        elif folder.name not in CLASS_NAMES:
+            return folder
+    return None
+
+
 def read_class_folder(root: Path, domain: str, progress: bool = True, within: Path | None = None) -> DigitSet:
     """``root/0..9/*.png``; every file must lie inside ``within`` (default ``root``) once resolved."""
     within = within or root
