@@ -1,6 +1,6 @@
 """Samplers of the shipped digit model side by side: the graded images of each setting, timed and scored.
 
-    python benchmarks/bench_samplers.py --out runs/samplers [SETTING ...] [--per-class 100] [--score-seeds 0,1,2]
+    python benchmarks/bench_samplers.py --out runs/samplers [SETTING ...] [--per-class 100] [--score-seeds 0,1,2] [--ckpt RUN]
 
 A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
 ``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step) or ``unipc:8:trailing:0:4@100-499``;
@@ -60,7 +60,7 @@ def parse(setting: str, loaded) -> tuple:
 
 # What makes two rows the same measurement. Not the SETTING text: its missing fields are the checkpoint's
 # defaults, so the text alone would match a row measured under another default.
-RUN_FIELDS = ("sampler", "guidance", "images", "seed", "cas_seeds", "precision")
+RUN_FIELDS = ("ckpt", "sampler", "guidance", "images", "seed", "cas_seeds", "precision")
 
 
 def run_key(row: dict) -> tuple:
@@ -75,13 +75,14 @@ def main() -> None:
     parser.add_argument("--score-seeds", default="0,1,2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--ckpt", default=None, help="a digit run folder (default: the shipped checkpoint)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.jsonl"
     lines = results_file.read_text().splitlines() if results_file.exists() else []
     done = {run_key(row): row for row in map(json.loads, lines)}
-    loaded = load_model(None, device="cpu", precision=args.precision)
+    loaded = load_model(args.ckpt, device="cpu", precision=args.precision)
     parsed = {setting: parse(setting, loaded) for setting in args.settings}  # every typo before the first long run
     classifier = load_course_classifier(require("hw2_digit_classifier.pth"))
     judge = load_judge()
@@ -97,7 +98,7 @@ def main() -> None:
     precision = "bf16" if loaded.bf16 else "fp32"
     keys = {}
     for setting, (sampler, guidance) in parsed.items():
-        run = {"sampler": sampler.describe(loaded.schedule), "guidance": str(guidance), "images": args.per_class * 10,
+        run = {"ckpt": args.ckpt, "sampler": sampler.describe(loaded.schedule), "guidance": str(guidance), "images": args.per_class * 10,
                "seed": args.seed, "cas_seeds": list(seeds), "precision": precision}
         keys[setting] = run_key(run)
         if keys[setting] in done:
@@ -125,7 +126,7 @@ def main() -> None:
         rows.append((f"{row['sampler']}, {row['guidance']}", f"{row['forwards']} evals, {row['seconds']:.1f} s{ratio}",
                      f"course {row['course_accuracy'] * 100:.2f} %, judge {row['judge_accuracy'] * 100:.1f} %, FD {row['frechet']:.3f}, "
                      f"CAS {row['cas']:.3f} / real {row['cas_real']:.3f} = {row['cas_ratio']:.3f}"))
-    print_table(f"shipped digit model, {args.per_class * 10} images, seed {args.seed} ({precision})", rows)
+    print_table(f"{args.ckpt or 'shipped digit model'}, {args.per_class * 10} images, seed {args.seed} ({precision})", rows)
 
 
 if __name__ == "__main__":

@@ -111,14 +111,18 @@ def test_init_from_fine_tunes_a_checkpoint(run_cli, tmp_path):
     args = ["--data", "mnist", "--batch-size", "8", "--base-channels", "16", "--channel-mults", "1,2", "--attention-levels", "1",
             "--res-blocks", "1", "--timesteps", "100", "--no-progress"]
     assert run_cli("digits", "train", "--out", tmp_path / "start", *args, "--steps", "3", "--lr", "1e-2")[0] == 0
+    config = json.loads((tmp_path / "start" / "config.json").read_text())
+    (tmp_path / "start" / "config.json").write_text(json.dumps({**config, "sampling": {"method": "unipc", "steps": 7, "chosen_by": "hand"}}))
     # A vanishing learning rate: the fine-tuned weights must be the start's, not the seed's random ones.
-    fine = ["--data", "mnist", "--batch-size", "8", "--steps", "1", "--lr", "1e-12", "--seed", "5", "--no-progress"]
-    assert run_cli("digits", "train", "--out", tmp_path / "fine", "--init-from", tmp_path / "start", *fine)[0] == 0
+    fine = ["--data", "mnist", "--batch-size", "8", "--steps", "2", "--lr", "1e-12", "--seed", "5", "--no-progress"]
+    assert run_cli("digits", "train", "--out", tmp_path / "fine", "--init-from", tmp_path / "start", *fine, "--stop-after", "1")[0] == 0
+    assert run_cli("digits", "train", "--out", tmp_path / "fine", "--resume", "--no-progress")[0] == 0  # keeps what it started from
     start, tuned = load_model(tmp_path / "start"), load_model(tmp_path / "fine")
     assert tuned.model_config == start.model_config and tuned.schedule.config == start.schedule.config
     for (key, a), b in zip(start.model.state_dict().items(), tuned.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-3), key
     assert tuned.config["data"]["extra"]["init_from"] == str(tmp_path / "start")
+    assert tuned.sampling_defaults == start.sampling_defaults and tuned.sampling_defaults["method"] == "unipc"
     # The same run without --init-from starts elsewhere.
     assert run_cli("digits", "train", "--out", tmp_path / "fresh", *args, "--steps", "1", "--lr", "1e-12", "--seed", "5")[0] == 0
     fresh = load_model(tmp_path / "fresh")

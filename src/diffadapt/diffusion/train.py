@@ -278,11 +278,13 @@ def train_diffusion(
     stop_after: int = 0,
     tensorboard: str | Path | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train an eps-prediction UNet on ``data`` (uint8 images, with labels when the model is conditional).
 
     ``init_weights`` (a state dict of ``model_config``'s network) starts the network and its EMA from trained
     weights instead of the seed's random ones (fine-tuning); ``resume`` restores everything from state.pt.
+    ``sampling`` is the checkpoint's ``sampling`` section (sampler and guidance defaults), when it has one.
 
     ``stop_after`` > 0 ends this invocation after that many steps (checkpointed), while the learning-rate
     schedule still aims at the full run: a later ``resume=True`` call finishes it exactly as one run would.
@@ -333,6 +335,8 @@ def train_diffusion(
         "kind": kind, "model": model_config.to_dict(), "schedule": asdict(schedule_config), "data": asdict(data_info),
         "train": train_config.to_dict(), "total_steps": total_steps, "world_size": world,
     }
+    if sampling is not None:
+        run_config["sampling"] = sampling
     checkpointer = Checkpointer(run_dir, run_config, getattr(torch, train_config.weights_dtype), rank, world)
 
     orders: dict[int, torch.Tensor] = {}

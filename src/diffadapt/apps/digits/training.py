@@ -10,7 +10,7 @@ import torch
 from diffadapt.data import TensorImages, read_source
 from diffadapt.data.sources import labelled_train
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
-from diffadapt.diffusion.models import load_model
+from diffadapt.diffusion.models import SamplingDefaults, load_model
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
@@ -37,16 +37,22 @@ def train_digits(
         raise InputError(f"stop_after must be 0 or more, got {stop_after}")
     if size is not None and not 8 <= size <= 256:
         raise InputError(f"size must be in 8..256, got {size}")
-    init_weights = None
+    init_weights, sampling, started_from = None, None, init_from
     if init_from is not None and resume:
         raise InputError("--init-from starts a new run; --resume continues one from its own state")
     if init_from is not None and (schedule or model or size is not None):
         raise InputError("--init-from takes the network, its size and its noise schedule from the checkpoint; drop the model and schedule options")
     if resume:
         config, model_config, schedule_config, train_config = resume_configs(out)
-        data_spec = config.get("data", {}).get("source")
+        if "sampling" in config:  # a fine-tuned run's, taken from its start
+            sampling = SamplingDefaults.from_dict(config["sampling"], out / CONFIG_FILE, "sampling").to_dict()
+        data_section = config.get("data")
+        data_spec = data_section.get("source") if isinstance(data_section, dict) else None
         if not isinstance(data_spec, str):
             raise InputError("config has no data.source to resume from", out / CONFIG_FILE)
+        extra = data_section.get("extra")
+        if isinstance(extra, dict) and isinstance(extra.get("init_from"), str):
+            started_from = extra["init_from"]  # a fine-tuned run keeps the record of its start
     else:
         if (out / CONFIG_FILE).exists():
             raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
@@ -56,6 +62,7 @@ def train_digits(
             start = load_model(None if str(init_from) == SHIPPED else init_from, kind=DIGITS_KIND)
             model_config, schedule_config = start.model_config, start.schedule.config
             init_weights = start.model.state_dict()
+            sampling = start.sampling_defaults  # the start's sampler and guidance until the user chooses others
     # A generative model has no use for a val split: it trains on the whole train split.
     train_set = labelled_train(read_source(data_spec, seed=0))
     if not train_set.labelled:
@@ -67,8 +74,8 @@ def train_digits(
         model_config = UNetConfig(**{"image_size": size or train_set.size[0], "in_channels": train_set.channels, "num_classes": 10, **(model or {})})
     device = device or torch.device("cpu")
     data = TensorImages.from_digitset(train_set, size=model_config.image_size, device=device)
-    extra = {"init_from": str(init_from)} if init_from is not None else {}
     info = DataInfo(source=str(data_spec), domain=train_set.domain, channels=data.channels, size=model_config.image_size, num_images=len(data),
-                    extra=extra)
+                    extra={"init_from": str(started_from)} if started_from is not None else {})
     return train_diffusion(out, data, model_config, schedule_config, train_config, info, DIGITS_KIND, resume=resume, device=device,
-                           progress=progress, stop_after=stop_after, tensorboard=tensorboard, init_weights=init_weights)
+                           progress=progress, stop_after=stop_after, tensorboard=tensorboard, init_weights=init_weights,
+                           sampling=sampling)
