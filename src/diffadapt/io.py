@@ -313,6 +313,7 @@ def load_state_dict_file(path: str | Path, what: str) -> dict[str, torch.Tensor]
 # --- configs -------------------------------------------------------------------------------------------
 
 CONFIG_FILE = "config.json"
+SHIPPED = "default"  # written where a run folder is expected, it names the shipped checkpoint or judge
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
@@ -386,9 +387,6 @@ def _finite_float(text: str) -> float:
     if not np.isfinite(value):
         raise ValueError(f"{text[:20]} is too large for a number")
     return value
-
-
-SHIPPED = "default"  # written where a run folder is expected, it names the shipped checkpoint or judge
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:

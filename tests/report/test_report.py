@@ -138,8 +138,8 @@ def test_report_command_checks_paths_first(run_cli, tmp_path):
 @pytest.mark.parametrize(("digits", "message"), [
     ("guidance_interval = [500, 100]", "digits.guidance_interval: guidance interval must be 0 <= lo <= hi, got 500..100"),
     ("guidance_interval = [5]", "digits.guidance_interval: guidance interval must be (lo, hi)"),
-    ("steps = 5000", "[digits] method / steps / eta:"),
-    ("judge = 'FILE'", "[digits] judge:"),
+    ("steps = 5000", "digits.method / digits.steps / digits.eta: steps must be in 1..500"),
+    ("judge = 'FILE'", "digits.judge:"),
 ])
 def test_report_digit_settings_fail_before_any_work_naming_the_key(run_cli, tmp_path, digits, message):
     # Without the up-front check these failed after the figures had been sampled, naming no key.

@@ -52,8 +52,8 @@ class NoiseModel:
 
     def check_noise(self, noise: torch.Tensor, source: str | Path | None = None) -> None:
         """Noise (N, C, H, W) this network can denoise: sides multiples of its halvings and at most
-        ``MAX_SIZE_FACTOR`` times its training size (attention's memory grows with the fourth power of
-        the side: a 256-pixel network's attention needs hundreds of GB at 1024)."""
+        ``MAX_SIZE_FACTOR`` times its training size: attention over all positions can need memory that grows
+        with the fourth power of the side, and a network says nothing meaningful far beyond its training size."""
         h, w = noise.shape[-2:]
         if h < self.size_multiple or h % self.size_multiple or w % self.size_multiple:
             raise InputError(f"noise of size {h}x{w} does not fit {self.name}: sides must be multiples of {self.size_multiple}", source)

@@ -76,16 +76,16 @@ def _check_digits_part(config: ReportConfig) -> None:
         try:
             return check()
         except InputError as exc:
-            raise InputError(f"[digits] {keys}: {exc}") from None
+            raise InputError(f"{keys}: {exc}") from None
 
-    loaded = checked("ckpt", lambda: load_model(None if part.ckpt == SHIPPED else part.ckpt))
+    loaded = checked("digits.ckpt", lambda: load_model(None if part.ckpt == SHIPPED else part.ckpt))
     interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
-    checked("guidance / guidance_interval", lambda: loaded.guidance(part.guidance, interval))
-    checked("method / steps / eta", lambda: loaded.sampler(part.method, part.steps, part.eta).timesteps(loaded.schedule))
+    checked("digits.guidance / digits.guidance_interval", lambda: loaded.guidance(part.guidance, interval))
+    checked("digits.method / digits.steps / digits.eta", lambda: loaded.sampler(part.method, part.steps, part.eta).timesteps(loaded.schedule))
     if part.judge:
-        checked("judge", lambda: load_judge(None if part.judge == SHIPPED else part.judge))
+        checked("digits.judge", lambda: load_judge(None if part.judge == SHIPPED else part.judge))
     if part.classifier:
-        checked("classifier", lambda: load_course_classifier(part.classifier))
+        checked("digits.classifier", lambda: load_course_classifier(part.classifier))
 
 
 def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
