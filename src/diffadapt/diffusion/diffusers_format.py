@@ -464,6 +464,22 @@ class DiffusersFolder:
     sampling_source: Path
 
 
+def read_unet_weights(unet_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """(the state dict, its file) of a UNet folder: ``diffusion_pytorch_model.safetensors``, or the ``.bin``
+    loaded with weights_only (it runs no code); each tensor checked (dtype, finite)."""
+    if (unet_dir / WEIGHTS_NAME).is_file():
+        return load_weights(unet_dir / WEIGHTS_NAME)[0], unet_dir / WEIGHTS_NAME
+    if (unet_dir / BIN_WEIGHTS_NAME).is_file():
+        return load_state_dict_file(unet_dir / BIN_WEIGHTS_NAME, "diffusers weights"), unet_dir / BIN_WEIGHTS_NAME
+    sharded = any(unet_dir.glob("*.index.json"))
+    raise InputError(f"no {WEIGHTS_NAME} here{' (sharded weights are not supported)' if sharded else ''}", unet_dir)
+
+
+def find_scheduler_config(unet_dir: Path) -> Path | None:
+    """A pipeline's ``scheduler/scheduler_config.json`` beside the UNet folder, else one inside it, else None."""
+    return next((c for c in (unet_dir.parent / SCHEDULER_DIR / SCHEDULER_CONFIG, unet_dir / SCHEDULER_CONFIG) if c.is_file()), None)
+
+
 def read_diffusers_folder(path: str | Path) -> DiffusersFolder:
     """Read a pipeline folder (``FOLDER/unet``, ``FOLDER/scheduler``) or a UNet folder (its schedule from
     ``../scheduler/scheduler_config.json`` or a ``scheduler_config.json`` inside it). Weights:
@@ -475,21 +491,13 @@ def read_diffusers_folder(path: str | Path) -> DiffusersFolder:
     document = read_json(config_path)
     config_from_unet_config(document, config_path)  # a config error names config.json, before the weights are read
 
-    if (unet_dir / WEIGHTS_NAME).is_file():
-        state, _ = load_weights(unet_dir / WEIGHTS_NAME)
-        weights_path = unet_dir / WEIGHTS_NAME
-    elif (unet_dir / BIN_WEIGHTS_NAME).is_file():
-        weights_path = unet_dir / BIN_WEIGHTS_NAME
-        state = load_state_dict_file(weights_path, "diffusers weights")
-    else:
-        sharded = any(unet_dir.glob("*.index.json"))
-        raise InputError(f"no {WEIGHTS_NAME} here{' (sharded weights are not supported)' if sharded else ''}", unet_dir)
+    state, weights_path = read_unet_weights(unet_dir)
     config, ours = from_diffusers(document, state, weights_path)
 
-    candidates = [root / SCHEDULER_DIR / SCHEDULER_CONFIG, unet_dir / SCHEDULER_CONFIG]
-    scheduler_path = next((c for c in candidates if c.is_file()), None)
+    scheduler_path = find_scheduler_config(unet_dir)
     if scheduler_path is None:
-        raise InputError(f"no scheduler config: expected {candidates[0]} (the noise schedule the model was trained with)", path)
+        raise InputError(f"no scheduler config: expected {root / SCHEDULER_DIR / SCHEDULER_CONFIG} (the noise schedule the model was trained "
+                         "with)", path)
     schedule = schedule_from_scheduler_config(read_json(scheduler_path), scheduler_path)
 
     sampling_path = root / SAMPLING_FILE

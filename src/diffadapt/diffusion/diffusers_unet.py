@@ -19,17 +19,10 @@ from typing import Any
 
 import torch
 
-from diffadapt.diffusion.diffusers_format import (
-    BIN_WEIGHTS_NAME,
-    SCHEDULER_CONFIG,
-    SCHEDULER_DIR,
-    UNET_DIR,
-    WEIGHTS_NAME,
-    schedule_from_scheduler_config,
-)
+from diffadapt.diffusion.diffusers_format import UNET_DIR, find_scheduler_config, read_unet_weights, schedule_from_scheduler_config
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, check_weights_fit, load_state_dict_file, load_weights, read_json
+from diffadapt.io import CONFIG_FILE, check_weights_fit, read_json
 
 # Bounds on the settings that size the network; the largest public image UNet2DModels (256x256 faces and
 # churches) use 2 layers per block, 6 blocks and 512 channels.
@@ -93,28 +86,15 @@ def load_unconditional_unet(path: str | Path) -> tuple[torch.nn.Module, Schedule
                     expected = UNet2DModel.from_config(document).state_dict()
             except Exception as exc:  # noqa: BLE001 - diffusers raises many types for inconsistent settings
                 raise InputError(f"diffusers cannot build this UNet2DModel ({type(exc).__name__}: {_short(exc)})", config_path) from None
-            if (unet_dir / WEIGHTS_NAME).is_file():
-                weights_path = unet_dir / WEIGHTS_NAME
-                weights, _ = load_weights(weights_path)
-            elif (unet_dir / BIN_WEIGHTS_NAME).is_file():
-                weights_path = unet_dir / BIN_WEIGHTS_NAME
-                weights = load_state_dict_file(weights_path, "diffusers weights")
-            else:
-                sharded = any(unet_dir.glob("*.index.json"))
-                raise InputError(f"no {WEIGHTS_NAME} here{' (sharded weights are not supported)' if sharded else ''}", unet_dir)
+            weights, weights_path = read_unet_weights(unet_dir)
             check_weights_fit(expected, weights, weights_path)
             module = UNet2DModel.from_config(document)
     finally:
         diffusers_logging.set_verbosity(verbosity)
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=True)
-    return module.float().eval().requires_grad_(False), _schedule(unet_dir)
-
-
-def _schedule(unet_dir: Path) -> ScheduleConfig | None:
-    for candidate in (unet_dir.parent / SCHEDULER_DIR / SCHEDULER_CONFIG, unet_dir / SCHEDULER_CONFIG):
-        if candidate.is_file():
-            return schedule_from_scheduler_config(read_json(candidate), candidate)
-    return None
+    scheduler_path = find_scheduler_config(unet_dir)
+    schedule = schedule_from_scheduler_config(read_json(scheduler_path), scheduler_path) if scheduler_path else None
+    return module.float().eval().requires_grad_(False), schedule
 
 
 def _check_int(container: Any, key: Any, low: int, high: int, source: Path, name: str | None = None) -> None:
