@@ -107,6 +107,11 @@ def _edited_copy(folder, tmp_path, config_edit=None, weights_edit=None):
     (None, lambda w: w.pop("conv_in.weight"), "1 missing keys (e.g. conv_in.weight)"),
     (None, lambda w: w.update(extra=torch.zeros(1)), "1 unexpected keys (e.g. extra)"),
     (None, lambda w: w.update({"conv_in.bias": torch.zeros(3)}), "keys of the wrong shape"),
+    ({"attention_head_dim": -1}, None, "attention_head_dim must hold integers in 1..4096, got -1"),
+    ({"add_attention": "no"}, None, "add_attention must be bool, got 'no'"),
+    ({"sample_size": 1e30}, None, "sample_size must be int | tuple[int, int] | null"),
+    # Finite but overflowing weights: the images would all be black.
+    (None, lambda w: w.update({"conv_in.weight": torch.full_like(w["conv_in.weight"], 1e38)}), "produced NaN or infinite values"),
 ])
 def test_bad_diffusers_folders_are_refused_before_anything_is_written(run_cli, diffusers_unet, noise_dir, tmp_path, config_edit, weights_edit,
                                                                        message):
@@ -115,6 +120,21 @@ def test_bad_diffusers_folders_are_refused_before_anything_is_written(run_cli, d
     code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out", "--unet", folder, "--steps", "2")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_unet_that_builds_but_cannot_run_is_refused_on_loading(monkeypatch, diffusers_unet):
+    # The probe's case (attention_head_dim -1: weights fit, the first forward fails) is now refused by the range
+    # check; any other such setting meets the load-time forward instead of a traceback mid-sampling.
+    import diffusers
+
+    from diffadapt.apps.faces.models import load_face_model
+
+    def broken_forward(self, *args, **kwargs):
+        raise RuntimeError("invalid shape dimension -32")
+
+    monkeypatch.setattr(diffusers.UNet2DModel, "forward", broken_forward)
+    with pytest.raises(InputError, match=r"config.json: diffusers cannot run this UNet2DModel \(RuntimeError: invalid shape dimension -32\)"):
+        load_face_model(diffusers_unet)
 
 
 def test_a_diffusers_pipeline_folder_and_its_scheduler(run_cli, diffusers_unet, noise_dir, tmp_path):
@@ -126,9 +146,13 @@ def test_a_diffusers_pipeline_folder_and_its_scheduler(run_cli, diffusers_unet, 
     (pipeline / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
     assert load_face_model(pipeline).schedule.config.num_timesteps == 500
     assert run_cli("faces", "generate", noise_dir, tmp_path / "out", "--unet", pipeline, "--steps", "2")[0] == 0
-    (pipeline / "scheduler" / "scheduler_config.json").write_text(json.dumps({**scheduler, "prediction_type": "v_prediction"}))
-    code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out2", "--unet", pipeline, "--steps", "2")
-    assert code == 2 and "prediction_type is 'v_prediction'" in err and not (tmp_path / "out2").exists()
+    for edit, message in [({"prediction_type": "v_prediction"}, "prediction_type is 'v_prediction'"),
+                          ({"beta_start": 0.999, "beta_end": 0.999}, "leave alpha_bar_T = 1e-1500"),  # black images before
+                          ({"beta_start": 1e-300}, "beta_start: must be at least 1e-06"),  # a division by zero before
+                          ({"num_train_timesteps": 0}, "num_train_timesteps: must be at least 1")]:
+        (pipeline / "scheduler" / "scheduler_config.json").write_text(json.dumps({**scheduler, **edit}))
+        code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out2", "--unet", pipeline, "--steps", "2")
+        assert code == 2 and message in err and "scheduler_config.json" in err and not (tmp_path / "out2").exists(), err
 
 
 def test_noise_far_larger_than_the_training_images_is_refused(run_cli, diffusers_unet, tmp_path):
@@ -137,6 +161,9 @@ def test_noise_far_larger_than_the_training_images_is_refused(run_cli, diffusers
     noise.mkdir()
     torch.save(torch.randn(1, 3, 64, 64), noise / "big.pt")
     assert run_cli("faces", "generate", noise, tmp_path / "ok", "--unet", diffusers_unet, "--steps", "1")[0] == 0
+    torch.save(torch.randn(1, 3, 33, 31), noise / "big.pt")
+    code, _, err = run_cli("faces", "generate", noise, tmp_path / "out", "--unet", diffusers_unet, "--steps", "1")
+    assert code == 2 and f"{noise}: noise of size 33x31 does not fit" in err and not (tmp_path / "out").exists()
     torch.save(torch.randn(1, 3, 96, 64), noise / "big.pt")
     code, _, err = run_cli("faces", "generate", noise, tmp_path / "out", "--unet", diffusers_unet, "--steps", "1")
     assert code == 2 and "trained on 32x32 images: sides must be at most 64" in err and not (tmp_path / "out").exists()

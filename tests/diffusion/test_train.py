@@ -139,6 +139,21 @@ def test_init_from_refuses_conflicting_options(run_cli, tmp_path, extra, message
     assert code == 2 and message in err and not (tmp_path / "run").exists()
     code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--init-from", tmp_path / "nowhere", "--data", "mnist", "--steps", "1")
     assert code == 2 and "nowhere" in err and not (tmp_path / "run").exists()
+    (tmp_path / "notes.txt").write_text("not a run")
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--init-from", tmp_path / "notes.txt", "--data", "mnist", "--steps", "1")
+    assert code == 2 and "notes.txt: is a file, but a run folder" in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("interval", "message"), [([900, -5], "sampling.guidance_interval: guidance interval must be 0 <= lo <= hi"),
+                                                   ([10, 900], "sampling: guidance interval 10..900 must satisfy")])
+def test_a_checkpoint_with_a_bad_guidance_interval_is_refused_naming_it(tmp_path, interval, message):
+    from diffadapt.diffusion.models import load_model
+
+    train_tiny(tmp_path / "run", embedded_classes("mnistm", (1,)), steps=1)  # T = 100
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "sampling": {"guidance_interval": interval}}))
+    with pytest.raises(InputError, match="config.json: " + message):
+        load_model(tmp_path / "run")
 
 
 def _nan_model(state):

@@ -128,6 +128,7 @@ def run_generate(args: argparse.Namespace) -> int:
         if missing:
             raise InputError("ground-truth image for a noise file is missing", missing[0])
     model = load_face_model(args.unet, device, args.precision)
+    model.check_noise(noises, args.noise_dir)
     sampler = course_sampler(model, *(default if value is None else value for value, default in ((args.steps, 50), (args.eta, 0.0), (args.method, "ddim"))))
     start = time.perf_counter()
     with atomic_dir(args.out_dir, overwrite=args.overwrite) as tmp:  # checked before the work, removed if it fails

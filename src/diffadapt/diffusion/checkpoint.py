@@ -48,6 +48,8 @@ def load_checkpoint(path: str | Path, expected_kind: str) -> tuple[dict[str, Any
     """(config, EMA weights in float32) of a run folder (or its model.safetensors), checking it is the
     expected model."""
     path = Path(path)
+    if path.is_file() and path.name not in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE):  # a run's own file names its folder
+        raise InputError("is a file, but a run folder (config.json + model.safetensors) is expected", path)
     run_dir = path.parent if path.is_file() else path
     if not run_dir.exists():
         raise InputError("checkpoint not found", path)

@@ -295,8 +295,11 @@ def schedule_from_scheduler_config(config: Any, source: Path | str | None = None
         raise InputError(f"prediction_type is {get('prediction_type')!r}; only 'epsilon' (noise-predicting) models are supported", source)
     if get("rescale_betas_zero_snr") is not False:
         raise InputError("rescale_betas_zero_snr changes the betas; only the plain linear schedule is supported", source)
-    return ScheduleConfig.from_dict(
-        {"num_timesteps": get("num_train_timesteps"), "beta_start": get("beta_start"), "beta_end": get("beta_end")}, source)
+    try:
+        return ScheduleConfig.from_dict(
+            {"num_timesteps": get("num_train_timesteps"), "beta_start": get("beta_start"), "beta_end": get("beta_end")}, source)
+    except InputError as exc:  # name the file's key, not ours
+        raise InputError(str(exc).replace("num_timesteps:", "num_train_timesteps:")) from None
 
 
 # --- weights -------------------------------------------------------------------------------------------

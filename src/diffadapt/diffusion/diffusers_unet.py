@@ -13,9 +13,11 @@ Folders in our own exact format (``digits export``) are read without diffusers b
 from __future__ import annotations
 
 import inspect
+import math
+import types
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 import torch
 
@@ -43,27 +45,37 @@ def unet_config(path: Path) -> tuple[dict[str, Any], Path]:
         raise InputError(f"_class_name is {document.get('_class_name')!r}; only a diffusers UNet2DModel can be read", config_path)
     from diffusers import UNet2DModel
 
-    accepted = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
-    unknown = sorted(k for k in document if not k.startswith("_") and k not in accepted)
-    if unknown:
-        raise InputError(f"unknown UNet2DModel setting {unknown[0]!r} (a newer diffusers feature?); it may change the network, so it is refused",
-                         config_path)
+    parameters = inspect.signature(UNet2DModel.__init__).parameters
+    # The settings that size the network first, with their own bounds (before anything is built).
+    _check_int(document, "layers_per_block", 1, MAX_LAYERS_PER_BLOCK, config_path)
+    channels = document.get("block_out_channels", list(parameters["block_out_channels"].default))
+    if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_BLOCKS:
+        raise InputError(f"block_out_channels must be a list of 1..{MAX_BLOCKS} channel counts, got {_short(channels)}", config_path)
+    for i in range(len(channels)):
+        _check_int(channels, i, 1, MAX_BLOCK_CHANNELS, config_path, f"block_out_channels[{i}]")
+    for key in ("down_block_types", "up_block_types"):
+        names = document.get(key)
+        if names is not None and (not isinstance(names, list) or len(names) != len(channels) or not all(isinstance(t, str) for t in names)):
+            raise InputError(f"{key} must be a list of {len(channels)} block names (one per block_out_channels), got {_short(names)}", config_path)
+    for key, value in document.items():
+        if key.startswith("_"):
+            continue
+        if key not in parameters or key == "self":
+            raise InputError(f"unknown UNet2DModel setting {key!r} (a newer diffusers feature?); it may change the network, so it is refused",
+                             config_path)
+        # diffusers takes "yes" for a bool and -1 for a head size, and fails, or does something else, later.
+        if not _fits(value, parameters[key].annotation):
+            raise InputError(f"{key} must be {_type_name(parameters[key].annotation)}, got {_short(value)}", config_path)
+        for number in _ints(value):
+            low = 0 if key in ("freq_shift", "downsample_padding") else 1
+            if not low <= number <= MAX_BLOCK_CHANNELS:
+                raise InputError(f"{key} must hold integers in {low}..{MAX_BLOCK_CHANNELS}, got {number}", config_path)
     if document.get("num_class_embeds") is not None or document.get("class_embed_type") is not None:
         raise InputError("a class-conditional UNet2DModel (num_class_embeds / class_embed_type set); the faces commands sample unconditional "
                          "models (sample a digit model with `digits generate --ckpt`)", config_path)
     for key in ("in_channels", "out_channels"):
         if key in document and document[key] != IMAGE_CHANNELS:
             raise InputError(f"{key} is {document[key]!r}; the faces commands denoise {IMAGE_CHANNELS}-channel (RGB) images", config_path)
-    _check_int(document, "layers_per_block", 1, MAX_LAYERS_PER_BLOCK, config_path)
-    channels = document.get("block_out_channels", [1])
-    if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_BLOCKS:
-        raise InputError(f"block_out_channels must be a list of 1..{MAX_BLOCKS} channel counts, got {_short(channels)}", config_path)
-    for i in range(len(channels)):
-        _check_int(channels, i, 1, MAX_BLOCK_CHANNELS, config_path, f"block_out_channels[{i}]")
-    for key in ("down_block_types", "up_block_types"):
-        types = document.get(key)
-        if types is not None and (not isinstance(types, list) or len(types) != len(channels) or not all(isinstance(t, str) for t in types)):
-            raise InputError(f"{key} must be a list of {len(channels)} block names (one per block_out_channels), got {_short(types)}", config_path)
     return document, config_path
 
 
@@ -92,9 +104,52 @@ def load_unconditional_unet(path: str | Path) -> tuple[torch.nn.Module, Schedule
     finally:
         diffusers_logging.set_verbosity(verbosity)
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=True)
+    module = module.float().eval().requires_grad_(False)
+    side = 2 ** (len(module.config.block_out_channels) - 1)
+    try:  # settings that build but cannot run (e.g. a head size that does not divide the channels) fail here, not mid-sampling
+        with torch.no_grad():
+            module(torch.zeros(1, IMAGE_CHANNELS, side, side), torch.zeros(1, dtype=torch.int64))
+    except Exception as exc:  # noqa: BLE001 - diffusers raises many types for inconsistent settings
+        raise InputError(f"diffusers cannot run this UNet2DModel ({type(exc).__name__}: {_short(exc)})", config_path) from None
     scheduler_path = find_scheduler_config(unet_dir)
     schedule = schedule_from_scheduler_config(read_json(scheduler_path), scheduler_path) if scheduler_path else None
-    return module.float().eval().requires_grad_(False), schedule
+    return module, schedule
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a JSON value matches a constructor annotation (int | None, tuple[int, ...], bool, ...)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_fits(value, option) for option in get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if get_origin(annotation) is tuple:
+        items = get_args(annotation)
+        if not isinstance(value, list):
+            return False
+        if len(items) == 2 and items[1] is Ellipsis:
+            return all(_fits(v, items[0]) for v in value)
+        return len(value) == len(items) and all(_fits(v, a) for v, a in zip(value, items))
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # an annotation this check does not know: diffusers' own checks decide
+
+
+def _type_name(annotation: Any) -> str:
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "").replace("None", "null")
+
+
+def _ints(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [v for v in value if isinstance(v, int) and not isinstance(v, bool)] if isinstance(value, list) else []
 
 
 def _check_int(container: Any, key: Any, low: int, high: int, source: Path, name: str | None = None) -> None:

@@ -40,8 +40,11 @@ class SamplingDefaults(Settings):
     guidance_interval: tuple[int, ...] | None = described(None, "timesteps [lo, hi] where guidance applies (None: all)")
 
     def validate(self) -> None:
-        if self.guidance_interval is not None and len(self.guidance_interval) != 2:
-            raise InputError(f"guidance_interval must be [lo, hi], got {list(self.guidance_interval)}")
+        if self.guidance_interval is not None:
+            try:
+                Guidance(self.guidance, self.guidance_interval)
+            except InputError as exc:
+                raise InputError(f"guidance_interval: {exc}") from None
 
 
 @dataclass
@@ -134,4 +137,10 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
         model = model.to(memory_format=torch.channels_last)
     schedule = LinearSchedule(schedule_config)
     defaults = SamplingDefaults.from_dict(config.get("sampling", {}), sampling_source, "sampling")
-    return LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults)
+    loaded = LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults)
+    try:  # the defaults against this schedule's T: a bad interval or step count fails here, naming the file
+        loaded.guidance()
+        loaded.sampler()
+    except InputError as exc:
+        raise InputError(f"sampling: {exc}", sampling_source) from None
+    return loaded

@@ -165,6 +165,9 @@ def sample(
             bar.update(1)
     if own_bar:
         bar.close()
+    if not bool(torch.isfinite(x).all()):
+        # Finite weights can still overflow, and a schedule can be degenerate; NaN images would save as black.
+        raise InputError("sampling produced NaN or infinite values: the network's weights or its noise schedule are broken")
     if callback is not None:
         callback(0, x)
     return x

@@ -11,6 +11,7 @@ coefficients are cast to the data's dtype only when applied.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,18 +20,29 @@ import torch.nn.functional as F
 from diffadapt.errors import InputError
 from diffadapt.settings import Settings, number
 
+# The samplers divide by 1 - alpha_bar_t and by sqrt(alpha_bar_t): a beta below about 1e-16 makes the first
+# zero even in float64, betas near 1 underflow the second to zero. Real schedules start near 1e-4 and end with
+# alpha_bar_T between about 1e-5 and 1e-2, so these bounds refuse only broken ones.
+MIN_BETA = 1e-6
+MIN_ALPHA_BAR = 1e-20
+
 
 @dataclass(frozen=True)
 class ScheduleConfig(Settings):
     """Linear beta schedule. The founding report used T = 500; the course's face UNet T = 1000."""
 
     num_timesteps: int = number(500, at_least=1, at_most=100_000, help="T, the number of noising steps")
-    beta_start: float = number(1e-4, above=0.0, below=1.0, help="beta_1")
-    beta_end: float = number(0.02, above=0.0, below=1.0, help="beta_T")
+    beta_start: float = number(1e-4, at_least=MIN_BETA, below=1.0, help="beta_1")
+    beta_end: float = number(0.02, at_least=MIN_BETA, below=1.0, help="beta_T")
 
     def validate(self) -> None:
         if self.beta_start > self.beta_end:
             raise InputError(f"beta_start ({self.beta_start:g}) must not exceed beta_end ({self.beta_end:g})")
+        betas = torch.linspace(self.beta_start, self.beta_end, self.num_timesteps, dtype=torch.float64)
+        log10_alpha_bar_T = float(torch.log1p(-betas).sum()) / math.log(10)
+        if log10_alpha_bar_T < math.log10(MIN_ALPHA_BAR):
+            raise InputError(f"beta_start {self.beta_start:g}, beta_end {self.beta_end:g} and {self.num_timesteps} timesteps leave alpha_bar_T = "
+                             f"1e{log10_alpha_bar_T:.0f}, below {MIN_ALPHA_BAR:g}: no image survives to step T, and the samplers divide by sqrt(alpha_bar_t)")
 
 
 class LinearSchedule:

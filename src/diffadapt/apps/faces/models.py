@@ -49,6 +49,7 @@ class NoiseModel:
     clip_x0: bool = False  # the course's faces: no clipping; digit checkpoints: their own default
     size_multiple: int = 1  # image sides the network accepts are multiples of this (its halvings)
     trained_size: int | None = None  # the side of its training images, where known
+    source: Path | None = None  # the file or folder it was read from
 
     def check_noise(self, noise: torch.Tensor, source: str | Path | None = None) -> None:
         """Noise (N, C, H, W) this network can denoise: sides multiples of its halvings and at most
@@ -75,7 +76,7 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
         if device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
         return NoiseModel(_wrap(lambda x, t: module(x, t), device, bf16), LinearSchedule(COURSE_SCHEDULE), "course UNet", module,
-                          device, bf16, size_multiple=2 ** (len(MULTIPLIERS) - 1), trained_size=COURSE_IMAGE_SIZE)
+                          device, bf16, size_multiple=2 ** (len(MULTIPLIERS) - 1), trained_size=COURSE_IMAGE_SIZE, source=path)
     if not (path / CONFIG_FILE).is_file():
         if (path / UNET_DIR / CONFIG_FILE).is_file():  # a diffusers pipeline folder
             return _load_diffusers(path, device, bf16)
@@ -86,7 +87,7 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
         module = loaded.model
         cfg = loaded.model_config
         return NoiseModel(_wrap(lambda x, t: module(x, t, None), device, bf16), loaded.schedule, "diffadapt faces run", module, device, bf16,
-                          size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1), trained_size=cfg.image_size)
+                          size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1), trained_size=cfg.image_size, source=path)
     if config.get("_class_name") == "UNet2DModel":
         return _load_diffusers(path, device, bf16)
     raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r}, "
@@ -113,7 +114,7 @@ def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
     trained = max(sample_size) if isinstance(sample_size, (list, tuple)) and sample_size else sample_size
     return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), LinearSchedule(schedule or COURSE_SCHEDULE),
                       "diffusers UNet2DModel", module, device, bf16, size_multiple=2 ** halvings,
-                      trained_size=trained if isinstance(trained, int) and trained > 0 else None)
+                      trained_size=trained if isinstance(trained, int) and trained > 0 else None, source=path)
 
 
 def load_noise(path: str | Path) -> torch.Tensor:
@@ -178,7 +179,10 @@ def sample_noise_model(
         if model.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         generators = per_sample_generators(seed, range(start, start + len(x)), model.device)
-        outputs.append(sample(model.eps, x, model.schedule, sampler, generators, progress=bar if progress else False).cpu())
+        try:
+            outputs.append(sample(model.eps, x, model.schedule, sampler, generators, progress=bar if progress else False).cpu())
+        except InputError as exc:
+            raise InputError(f"{model.name}: {exc}", model.source) from None
     bar.close()
     return torch.cat(outputs)
 
@@ -247,6 +251,7 @@ def face_figure_inputs(unet: str | Path, noise_dir: str | Path, count: int, devi
     names, noises = load_noise_dir(noise_dir)
     if len(noises) < count:
         raise InputError(f"needs {count} noise files, found {len(noises)}", noise_dir)
+    model.check_noise(noises, noise_dir)
     return FigureInputs(model, noises[:count], names[:count], to_graded_images, 50 if steps is None else steps, "leading")
 
 
