@@ -248,3 +248,8 @@ def test_faces_train_on_the_celeba_zip(run_cli, tmp_path):
     assert code == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"]["num_images"] == 16
+
+
+def test_faces_eta_with_a_solver_is_refused(run_cli, diffusers_unet, noise_dir, tmp_path):
+    code, _, err = run_cli("faces", "generate", noise_dir, tmp_path / "out", "--unet", diffusers_unet, "--method", "unipc", "--eta", "1")
+    assert code == 2 and "eta 1 applies to DDIM only; the unipc sampler has no eta" in err and not (tmp_path / "out").exists()

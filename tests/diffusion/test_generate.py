@@ -61,6 +61,14 @@ def test_generate_names_count_and_determinism(run_cli, tiny_run, tmp_path):
     assert same and different
 
 
+@pytest.mark.parametrize("method", ["ddpm", "dpmpp-2m", "unipc"])
+def test_eta_with_a_sampler_that_has_none_is_refused_not_ignored(run_cli, tiny_run, tmp_path, method):
+    args = ["--ckpt", tiny_run, "--per-class", "1", "--steps", "3", "--precision", "fp32", "--method", method]
+    code, _, err = run_cli("digits", "generate", tmp_path / "a", *args, "--eta", "0.5")
+    assert code == 2 and f"eta 0.5 applies to DDIM only; the {method} sampler has no eta" in err and not (tmp_path / "a").exists()
+    assert run_cli("digits", "generate", tmp_path / "b", *args)[0] == 0  # the checkpoint's own eta is not forced on it
+
+
 def test_generate_into_existing_empty_folder_and_refuses_full_one(run_cli, tiny_run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

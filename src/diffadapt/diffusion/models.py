@@ -14,7 +14,7 @@ from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpo
 from diffadapt.diffusion.ddim import Spacing
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
 from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance
-from diffadapt.diffusion.sampler import Method, SamplerConfig
+from diffadapt.diffusion.sampler import Method, SamplerConfig, check_eta_applies
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
@@ -89,10 +89,11 @@ class LoadedModel:
     def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None) -> SamplerConfig:
         """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""
         d = self.defaults
-        config = SamplerConfig(
-            method=method if method is not None else d.method, steps=steps if steps is not None else d.steps,
-            eta=eta if eta is not None else d.eta, spacing=d.spacing, clip_x0=d.clip_x0,
-        )
+        method = method if method is not None else d.method
+        check_eta_applies(method, eta)
+        if eta is None:  # the checkpoint's eta belongs to its own method
+            eta = d.eta if method == d.method else 0.0
+        config = SamplerConfig(method=method, steps=steps if steps is not None else d.steps, eta=eta, spacing=d.spacing, clip_x0=d.clip_x0)
         config.timesteps(self.schedule)  # steps within the schedule's T
         return config
 

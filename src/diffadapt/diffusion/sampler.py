@@ -90,6 +90,13 @@ def per_sample_generators(seed: int, indices: Sequence[int], device: torch.devic
 
 
 @torch.no_grad()
+def check_eta_applies(method: str, eta: float | None) -> None:
+    """A caller's eta with a method that has none is refused rather than ignored (it would read as having
+    changed the samples)."""
+    if method != "ddim" and eta not in (None, 0.0):
+        raise InputError(f"eta {eta:g} applies to DDIM only; the {method} sampler has no eta (leave it out)")
+
+
 def sample(
     eps_model: EpsModel,
     x_T: torch.Tensor,
