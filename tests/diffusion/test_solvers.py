@@ -226,3 +226,16 @@ def test_clip_x0_bounds_the_result(method):
     assert clipped.abs().max() <= 1.0
     free = sample(make_eps_model(schedule), x_T, schedule, SamplerConfig(method, 10, clip_x0=False))
     assert free.abs().max() > 1.0
+
+
+def test_sampling_builds_no_autograd_graph_and_refuses_non_finite_results():
+    # A trainable network (parameters requiring grad) must not make the sampler keep a graph of every step.
+    schedule = LinearSchedule(COURSE)
+    network = torch.nn.Conv2d(3, 3, 1)
+    x_T = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = sample(lambda x, t: network(x), x_T, schedule, SamplerConfig("ddim", 3))
+    assert not out.requires_grad and out.grad_fn is None
+    with torch.no_grad():
+        network.weight.fill_(1e38)  # finite, but every output overflows
+    with pytest.raises(InputError, match="sampling produced NaN or infinite values"):
+        sample(lambda x, t: network(x), x_T, schedule, SamplerConfig("ddim", 3))

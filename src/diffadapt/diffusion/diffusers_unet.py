@@ -4,7 +4,7 @@ diffusers' own loader (``from_pretrained``) prints its own warnings, initialises
 and builds whatever a config.json declares (``layers_per_block: 100000`` never finishes). Here the config is
 read with our strict JSON reader and bounded first, the network is sized on the meta device, the weights
 are read with safetensors (or a code-free ``torch.load``) and checked key by key against it, and only then
-is the real network built. Every refusal is an ``InputError`` naming the file.
+is the real network built and run once on a small input. Every refusal is an ``InputError`` naming the file.
 
 Folders in our own exact format (``digits export``) are read without diffusers by
 ``diffusers_format.read_diffusers_folder``; this module is for the rest (the faces commands' ``--unet``).
@@ -105,7 +105,7 @@ def load_unconditional_unet(path: str | Path) -> tuple[torch.nn.Module, Schedule
         diffusers_logging.set_verbosity(verbosity)
     module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=True)
     module = module.float().eval().requires_grad_(False)
-    side = 2 ** (len(module.config.block_out_channels) - 1)
+    side = max(2 ** (len(module.config.block_out_channels) - 1), 8)  # the smallest noise the faces commands take
     try:  # settings that build but cannot run (e.g. a head size that does not divide the channels) fail here, not mid-sampling
         with torch.no_grad():
             module(torch.zeros(1, IMAGE_CHANNELS, side, side), torch.zeros(1, dtype=torch.int64))

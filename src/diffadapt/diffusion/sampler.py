@@ -89,7 +89,6 @@ def per_sample_generators(seed: int, indices: Sequence[int], device: torch.devic
     return [torch.Generator(device=device).manual_seed(seed * 2**24 + int(i) + 1) for i in indices]
 
 
-@torch.no_grad()
 def check_eta_applies(method: str, eta: float | None) -> None:
     """A caller's eta with a method that has none is refused rather than ignored (it would read as having
     changed the samples)."""
@@ -97,6 +96,7 @@ def check_eta_applies(method: str, eta: float | None) -> None:
         raise InputError(f"eta {eta:g} applies to DDIM only; the {method} sampler has no eta (leave it out)")
 
 
+@torch.no_grad()
 def sample(
     eps_model: EpsModel,
     x_T: torch.Tensor,
