@@ -156,7 +156,7 @@ def test_a_diffusers_pipeline_folder_and_its_scheduler(run_cli, diffusers_unet, 
 
 
 def test_noise_far_larger_than_the_training_images_is_refused(run_cli, diffusers_unet, tmp_path):
-    # The fixture was built with sample_size 32: 64 is allowed, 96 would multiply attention's memory by 81.
+    # The fixture was built with sample_size 32: sides up to 64 (twice) are taken, 96 is not.
     noise = tmp_path / "noise"
     noise.mkdir()
     torch.save(torch.randn(1, 3, 64, 64), noise / "big.pt")
