@@ -317,9 +317,9 @@ SHIPPED = "default"  # written where a run folder is expected, it names the ship
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
-def require_file(path: Path, what: str, missing: str) -> None:
+def require_file(path: Path, what: str, missing: str, missing_at: Path | None = None) -> None:
     """``path`` is a regular file (or a link to one); otherwise a one-line error that says what stands there
-    instead of ``what`` ("a config file"), ``missing`` when nothing does."""
+    instead of ``what`` ("a config file"), ``missing`` when nothing does (naming ``missing_at``, default ``path``)."""
     try:
         if path.is_file():
             return
@@ -329,7 +329,17 @@ def require_file(path: Path, what: str, missing: str) -> None:
             raise InputError(f"is a device, pipe, socket or broken link, but {what} is expected here", path)
     except OSError as exc:  # a link loop, a name too long
         raise InputError(f"cannot be read as {what} ({exc.strerror or exc})", path) from None
-    raise InputError(missing, path)
+    raise InputError(missing, missing_at or path)
+
+
+def run_folder(path: Path, own_files: tuple[str, ...], what: str) -> Path:
+    """The run folder ``path`` names: itself, or the folder of one of its own files (``own_files``, e.g. its
+    config.json); any other file is refused, naming it, rather than standing for its folder."""
+    if not path.is_file():
+        return path
+    if path.name not in own_files:
+        raise InputError(f"is a file, but {what} is expected", path)
+    return path.parent
 
 
 def read_bytes_limited(path: str | Path, what: str, limit: int) -> bytes:
@@ -393,14 +403,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run folder's ``config.json`` as a dict (an object at the top level, not a list or a number)."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        try:
-            present = path.exists() or path.is_symlink()
-        except OSError:
-            present = True
-        if present:  # a folder, a FIFO or a broken link named config.json: say so, not "missing"
-            require_file(path, f"a run's {CONFIG_FILE}", "")
-        raise InputError(f"no {CONFIG_FILE} here: not a diffadapt run folder", run_dir)
+    require_file(path, f"a run's {CONFIG_FILE}", f"no {CONFIG_FILE} here: not a diffadapt run folder", run_dir)
     document = read_json(path)
     if not isinstance(document, dict):
         raise InputError(f"config must be a JSON object, found a {type(document).__name__}", path)

@@ -19,7 +19,16 @@ from typing import Any
 import torch
 
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, atomic_path, load_weights, read_run_config, safe_torch_load, save_weights, write_text_atomic
+from diffadapt.io import (
+    CONFIG_FILE,
+    atomic_path,
+    load_weights,
+    read_run_config,
+    run_folder,
+    safe_torch_load,
+    save_weights,
+    write_text_atomic,
+)
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -48,9 +57,7 @@ def load_checkpoint(path: str | Path, expected_kind: str) -> tuple[dict[str, Any
     """(config, EMA weights in float32) of a run folder (or its model.safetensors), checking it is the
     expected model."""
     path = Path(path)
-    if path.is_file() and path.name not in (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE):  # a run's own file names its folder
-        raise InputError("is a file, but a run folder (config.json + model.safetensors) is expected", path)
-    run_dir = path.parent if path.is_file() else path
+    run_dir = run_folder(path, (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE), "a run folder (config.json + model.safetensors)")
     if not run_dir.exists():
         raise InputError("checkpoint not found", path)
     config = read_run_config(run_dir)

@@ -145,11 +145,9 @@ def _type_name(annotation: Any) -> str:
 
 
 def _ints(value: Any) -> list[int]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int):
+    if _fits(value, int):
         return [value]
-    return [v for v in value if isinstance(v, int) and not isinstance(v, bool)] if isinstance(value, list) else []
+    return [v for v in value if _fits(v, int)] if isinstance(value, list) else []
 
 
 def _check_int(container: Any, key: Any, low: int, high: int, source: Path, name: str | None = None) -> None:
@@ -157,7 +155,7 @@ def _check_int(container: Any, key: Any, low: int, high: int, source: Path, name
     if isinstance(container, dict) and key not in container:
         return
     value = container[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    if not _fits(value, int) or not low <= value <= high:
         raise InputError(f"{name} must be an integer in {low}..{high}, got {_short(value)}", source)
 
 

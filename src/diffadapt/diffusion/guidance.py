@@ -56,6 +56,14 @@ class Guidance(Settings):
         return text if self.interval is None else f"{text} at t {self.interval[0]}..{self.interval[1]}"
 
 
+def check_interval_setting(interval: tuple[int, ...]) -> None:
+    """A config's ``guidance_interval``: Guidance's own check, its error naming the setting."""
+    try:
+        Guidance(interval=interval)
+    except InputError as exc:
+        raise InputError(f"guidance_interval: {exc}") from None
+
+
 def guided_epsilon(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """eps_uncond + s (eps_cond - eps_uncond), computed in float32 whatever the model's dtype."""
     eps_cond, eps_uncond = eps_cond.float(), eps_uncond.float()

@@ -13,7 +13,7 @@ from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
 from diffadapt.diffusion.ddim import Spacing
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
-from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance
+from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance, check_interval_setting
 from diffadapt.diffusion.sampler import Method, SamplerConfig, check_eta_applies
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
@@ -41,10 +41,7 @@ class SamplingDefaults(Settings):
 
     def validate(self) -> None:
         if self.guidance_interval is not None:
-            try:
-                Guidance(self.guidance, self.guidance_interval)
-            except InputError as exc:
-                raise InputError(f"guidance_interval: {exc}") from None
+            check_interval_setting(self.guidance_interval)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from diffadapt.io import (
     load_state_dict_strict,
     load_weights,
     read_run_config,
+    run_folder,
     save_weights,
     write_json_atomic,
 )
@@ -183,11 +184,8 @@ def _is_number(value: Any) -> bool:
 
 def load_judge(path: str | Path | None = None) -> LoadedJudge:
     """A judge run folder (default: the shipped MNIST-M judge), checked: kind, weights, real statistics."""
-    run_dir = Path(path) if path is not None else default_judge_checkpoint()
-    if run_dir.is_file():
-        if run_dir.name not in (CONFIG_FILE, JUDGE_WEIGHTS):  # a judge's own file names its folder; any other file is a mistake
-            raise InputError("is a file, but a judge run folder (config.json + model.safetensors) is expected", run_dir)
-        run_dir = run_dir.parent
+    run_dir = run_folder(Path(path) if path is not None else default_judge_checkpoint(), (CONFIG_FILE, JUDGE_WEIGHTS),
+                         "a judge run folder (config.json + model.safetensors)")
     config = read_run_config(run_dir)
     source = run_dir / CONFIG_FILE
     if config.get("kind") != JUDGE_KIND:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from diffadapt.adapt.config import Method, Recipe
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
-from diffadapt.diffusion.guidance import Guidance
+from diffadapt.diffusion.guidance import check_interval_setting
 from diffadapt.diffusion.sampler import Method as SamplerMethod
 from diffadapt.errors import InputError
 from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
@@ -45,10 +45,7 @@ class DigitsPart(Settings):
 
     def validate(self) -> None:
         if isinstance(self.guidance_interval, tuple):  # checked here, so the error names the key before any work
-            try:
-                Guidance(interval=self.guidance_interval)
-            except InputError as exc:
-                raise InputError(f"guidance_interval: {exc}") from None
+            check_interval_setting(self.guidance_interval)
 
 
 @dataclass
