@@ -76,6 +76,16 @@ def field_help(cls: type, name: str) -> str:
     raise KeyError(name)
 
 
+def is_whole_number(value: Any) -> bool:
+    """True for an int that is not a bool (JSON and TOML give ``true`` where a count was meant)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for a finite int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -107,7 +117,7 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
             raise InputError(f"{name}: expected true or false, got {_describe(value)}")
         return value
     if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_whole_number(value):
             raise InputError(f"{name}: expected a whole number, got {_describe(value)}")
         return value
     if annotation is float:

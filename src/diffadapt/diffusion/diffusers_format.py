@@ -58,6 +58,7 @@ from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.io import CONFIG_FILE, load_state_dict_file, load_weights, read_json
+from diffadapt.settings import is_whole_number
 
 # The diffusers release whose UNet2DModel source this mapping was checked against (written as
 # ``_diffusers_version``; diffusers only reads it to warn about much newer folders).
@@ -148,7 +149,7 @@ def unet_config(config: UNetConfig) -> dict[str, Any]:
 
 def _int(config: dict[str, Any], key: str, source: Path | str | None, lo: int = 1) -> int:
     value = config.get(key, UNET2D_DEFAULTS[key])
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+    if not is_whole_number(value) or value < lo:
         raise InputError(f"{key}: expected a whole number >= {lo}, got {value!r}", source)
     return value
 
@@ -205,11 +206,11 @@ def config_from_unet_config(config: Any, source: Path | str | None = None) -> UN
     size = config.get("sample_size")
     if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
         size = size[0]  # a square (H, W)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if not is_whole_number(size) or size < 1:
         raise InputError(f"sample_size: expected the side of the square images, got {size!r}", source)
 
     widths = config.get("block_out_channels", UNET2D_DEFAULTS["block_out_channels"])
-    if not isinstance(widths, list) or not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+    if not isinstance(widths, list) or not widths or any(not is_whole_number(w) or w < 1 for w in widths):
         raise InputError(f"block_out_channels: expected a list of positive whole numbers, got {widths!r}", source)
     base = widths[0]
     if any(w % base for w in widths):
@@ -242,7 +243,7 @@ def config_from_unet_config(config: Any, source: Path | str | None = None) -> UN
     if attn_groups is not None and attn_groups != groups:
         raise InputError(f"attn_norm_num_groups {attn_groups!r} differs from norm_num_groups {groups}; ours uses one count", source)
     num_class_embeds = config.get("num_class_embeds")
-    if num_class_embeds is not None and (isinstance(num_class_embeds, bool) or not isinstance(num_class_embeds, int) or num_class_embeds < 2):
+    if num_class_embeds is not None and (not is_whole_number(num_class_embeds) or num_class_embeds < 2):
         raise InputError(f"num_class_embeds: expected null or a whole number >= 2 (the classes and the null class), got {num_class_embeds!r}", source)
     dropout = config.get("dropout", 0.0)
 

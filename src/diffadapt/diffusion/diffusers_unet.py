@@ -13,7 +13,6 @@ Folders in our own exact format (``digits export``) are read without diffusers b
 from __future__ import annotations
 
 import inspect
-import math
 import types
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ from diffadapt.diffusion.diffusers_format import UNET_DIR, find_scheduler_config
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.errors import InputError
 from diffadapt.io import CONFIG_FILE, check_weights_fit, read_json
+from diffadapt.settings import is_finite_number, is_whole_number
 
 # Bounds on the settings that size the network; the largest public image UNet2DModels (256x256 faces and
 # churches) use 2 layers per block, 6 blocks and 512 channels.
@@ -132,9 +132,9 @@ def _fits(value: Any, annotation: Any) -> bool:
     if annotation is bool:
         return isinstance(value, bool)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_whole_number(value)
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return is_finite_number(value)
     if annotation is str:
         return isinstance(value, str)
     return True  # an annotation this check does not know: diffusers' own checks decide

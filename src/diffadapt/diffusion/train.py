@@ -40,7 +40,7 @@ from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
 from diffadapt.io import check_weight_tensors, check_weights_fit, load_state_dict_strict, read_run_config
 from diffadapt.progress import progress_bar
-from diffadapt.settings import Settings, described, number
+from diffadapt.settings import Settings, described, is_whole_number, number
 from diffadapt.viz.curves import MetricsLog
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
@@ -221,7 +221,7 @@ def restore_resume_state(state: Any, model: nn.Module, ema: nn.Module, optimizer
     step = state["step"]
     if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_floating_point() and step.dtype != torch.bool:
         step = int(step)
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not is_whole_number(step) or step < 0:
         raise InputError(f"resume state's step must be a whole number >= 0, got {step!r:.40}", source)
     for name, target in (("model", model), ("ema", ema)):
         weights = state[name]

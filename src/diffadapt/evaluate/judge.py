@@ -7,7 +7,6 @@ real-vs-real floors, so ``digits evaluate`` needs no data set at hand.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -33,7 +32,7 @@ from diffadapt.io import (
     write_json_atomic,
 )
 from diffadapt.progress import progress_bar
-from diffadapt.settings import Settings, number
+from diffadapt.settings import Settings, is_finite_number, number
 
 JUDGE_KIND = "diffadapt/digit-judge"
 JUDGE_WEIGHTS = "model.safetensors"
@@ -178,10 +177,6 @@ class LoadedJudge:
     sigma: np.ndarray
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def load_judge(path: str | Path | None = None) -> LoadedJudge:
     """A judge run folder (default: the shipped MNIST-M judge), checked: kind, weights, real statistics."""
     run_dir = run_folder(Path(path) if path is not None else default_judge_checkpoint(), (CONFIG_FILE, JUDGE_WEIGHTS),
@@ -191,7 +186,7 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     if config.get("kind") != JUDGE_KIND:
         raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", source)
     floors = config.get("floors_by_size", {})
-    if not _is_number(config.get("floor_halves")) or not isinstance(floors, dict) or not all(map(_is_number, floors.values())):
+    if not is_finite_number(config.get("floor_halves")) or not isinstance(floors, dict) or not all(map(is_finite_number, floors.values())):
         raise InputError("judge config needs a number floor_halves and an object floors_by_size of numbers", source)
     tensors, _ = load_weights(run_dir / JUDGE_WEIGHTS)
     model = JudgeNet()

@@ -18,6 +18,7 @@ from diffadapt.data.domains import display_name
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.errors import InputError
 from diffadapt.io import check_output_files, write_text_atomic
+from diffadapt.settings import is_finite_number
 
 METHOD_TITLES = {"source": "trained on source", "target": "trained on target", "dann": "DANN", "cdan": "CDAN+E", "fixmatch": "FixMatch"}
 SELECTION_NOTES = {"last": "", "source-val": ", source-val selection", "target-val-oracle": ", oracle: target-val selection"}
@@ -43,7 +44,7 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
             document, config = read_run_document(folder)
             results = document.get("results")
             accuracy = results.get("target_val_accuracy") if isinstance(results, dict) else None
-            if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not 0 <= accuracy <= 1:
+            if not is_finite_number(accuracy) or not 0 <= accuracy <= 1:
                 raise InputError("results.target_val_accuracy must be a number in 0..1", folder / "config.json")
             method = method_name(config.method, config.recipe, config.selection)
             rank = 0 if config.method == "source" else 2 if config.method == "target" else 1

@@ -15,6 +15,7 @@ from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import nhwc_to_nchw
+from diffadapt.settings import is_whole_number
 
 # Settings of a face run that differ from TrainConfig's digit-oriented defaults.
 FACE_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50.0, "batch_size": 64, "p_uncond": 0.0}
@@ -31,10 +32,6 @@ def face_model_config(size: int, base_channels: int = 64) -> UNetConfig:
                       attention_levels=(len(levels) - 2,), num_classes=None, norm_groups=32)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def train_faces(
     images_source: str | Path, out: Path, size: int = 64, limit: int = 0, base_channels: int = 64, timesteps: int = 1000,
     train: dict[str, Any] | None = None, resume: bool = False, device: torch.device | None = None, progress: bool = True,
@@ -49,7 +46,7 @@ def train_faces(
         data = config.get("data")
         extra = data.get("extra", {}) if isinstance(data, dict) else None
         images_source, size, limit = (data.get("source"), data.get("size"), extra.get("limit", 0)) if isinstance(extra, dict) else (None,) * 3
-        if not isinstance(images_source, str) or not _is_int(size) or not _is_int(limit) or limit < 0:
+        if not isinstance(images_source, str) or not is_whole_number(size) or not is_whole_number(limit) or limit < 0:
             raise InputError("config's data section lacks source, size or limit to resume from", out / "config.json")
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise InputError(f"data.size must be in {MIN_SIZE}..{MAX_SIZE}, got {size}", out / "config.json")
