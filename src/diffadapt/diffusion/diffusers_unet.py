@@ -145,9 +145,9 @@ def _type_name(annotation: Any) -> str:
 
 
 def _ints(value: Any) -> list[int]:
-    if _fits(value, int):
+    if is_whole_number(value):
         return [value]
-    return [v for v in value if _fits(v, int)] if isinstance(value, list) else []
+    return [v for v in value if is_whole_number(v)] if isinstance(value, list) else []
 
 
 def _check_int(container: Any, key: Any, low: int, high: int, source: Path, name: str | None = None) -> None:
@@ -155,7 +155,7 @@ def _check_int(container: Any, key: Any, low: int, high: int, source: Path, name
     if isinstance(container, dict) and key not in container:
         return
     value = container[key]
-    if not _fits(value, int) or not low <= value <= high:
+    if not is_whole_number(value) or not low <= value <= high:
         raise InputError(f"{name} must be an integer in {low}..{high}, got {_short(value)}", source)
 
 
