@@ -11,6 +11,7 @@ from diffadapt.adapt.config import preset
 from diffadapt.adapt.trainer import train_adaptation
 from diffadapt.apps.adaptation.runs import DomainData, load_domain
 from diffadapt.data.memory import TensorImages
+from diffadapt.errors import InputError
 
 
 def part(data: TensorImages, count: int, seed: int) -> TensorImages:
@@ -122,3 +123,25 @@ def test_oracle_selection_reads_target_val_only_when_asked(domains):
     result = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
     best = max(r["target_val_accuracy"] for r in result.history)
     assert result.history[result.chosen_epoch - 1]["target_val_accuracy"] == best == result.target_val_accuracy
+
+
+def test_keeping_the_teacher_changes_which_weights_are_kept_not_the_training(domains):
+    source, target = domains
+    cpu = torch.device("cpu")
+    student = train_adaptation(small("fixmatch", "matched", epochs=2), source.train, source.val, target.train, target.val, cpu, progress=False)
+    config = small("fixmatch", "matched", epochs=2, final_weights="teacher")
+    teacher = train_adaptation(config, source.train, source.val, target.train, target.val, cpu, progress=False)
+    assert student.last_step_target_val == teacher.last_step_target_val and set(teacher.last_step_target_val) == {"student", "teacher"}
+    assert student.target_val_accuracy == student.last_step_target_val["student"]
+    assert teacher.target_val_accuracy == teacher.last_step_target_val["teacher"]
+    assert [r["loss"] for r in student.history] == [r["loss"] for r in teacher.history]
+    assert any(not torch.equal(student.model.state_dict()[k], teacher.model.state_dict()[k]) for k in student.model.state_dict())
+    # the teacher kept is an average that read no target labels either
+    again = train_adaptation(config, source.train, source.val, permuted(target.train), target.val, cpu, progress=False)
+    assert all(torch.equal(again.model.state_dict()[k], teacher.model.state_dict()[k]) for k in teacher.model.state_dict())
+
+
+@pytest.mark.parametrize("method, overrides", [("dann", {}), ("source", {}), ("fixmatch", {"teacher_decay": 0.0})])
+def test_keeping_a_teacher_needs_one(method, overrides):
+    with pytest.raises(InputError, match="final_weights"):
+        preset("matched", method, final_weights="teacher", **overrides)

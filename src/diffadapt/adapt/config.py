@@ -22,6 +22,7 @@ Recipe = Literal["report", "matched"]
 Network = Literal["cnn3", "lenet", "wide"]
 Frame = Literal["fill", "match"]
 Selection = Literal["last", "source-val", "target-val-oracle"]
+FinalWeights = Literal["student", "teacher"]
 
 METHODS: tuple[str, ...] = get_args(Method)
 BASELINES = ("source", "target")
@@ -57,6 +58,7 @@ class AdaptConfig(Settings):
     unlabelled_weight: float = number(1.0, at_least=0.0, at_most=100.0, help="fixmatch: weight of the pseudo-label loss")
     teacher_decay: float = number(0.99, at_least=0.0, below=1.0, help="fixmatch: EMA decay of the teacher that makes pseudo-labels (0: the model itself)")
     align_distribution: bool = described(True, "fixmatch: align target predictions with the source class frequencies (AdaMatch)")
+    final_weights: FinalWeights = described("student", "fixmatch: the weights a run keeps: the trained model (student) or its EMA teacher (label-free)")
     size: int = number(28, at_least=8, at_most=256, help="image side the network sees")
     channels: Literal[1, 3] = described(3, "image channels the network sees")
     frame: Frame = described("fill", "fill: stretch every domain to size x size; match: bring the digits to one height")
@@ -73,6 +75,8 @@ class AdaptConfig(Settings):
             box = getattr(self, name)
             if box and box >= self.size:
                 raise InputError(f"{name}: {box} must be smaller than the frame size {self.size}")
+        if self.final_weights == "teacher" and (self.method != "fixmatch" or self.teacher_decay <= 0):
+            raise InputError("final_weights teacher needs method fixmatch with teacher_decay > 0 (only then is there a teacher)")
         if self.selection == "target-val-oracle" and self.eval_every <= 0:
             raise InputError("selection target-val-oracle needs eval_every > 0 (the epochs it may choose from)")
 

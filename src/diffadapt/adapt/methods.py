@@ -66,6 +66,10 @@ class AdaptationMethod(nn.Module):
     def after_step(self, model: DigitClassifier) -> None:
         """Called after every optimiser step (a teacher's EMA update lives here)."""
 
+    def averaged_model(self) -> DigitClassifier | None:
+        """The method's running average of the model (a mean teacher), or None when it keeps none."""
+        return None
+
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(1) == labels).float().mean().detach()

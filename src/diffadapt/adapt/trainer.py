@@ -80,6 +80,13 @@ class BatchPlan:
         return self.orders[0, window], self.orders[1, window]  # type: ignore[index]
 
 
+def kept_model(config: AdaptConfig, model: DigitClassifier, method: AdaptationMethod) -> DigitClassifier:
+    """The network whose weights the run keeps: the trained model, or with ``final_weights="teacher"`` the
+    method's running average of it (AdaptConfig.validate makes sure there is one)."""
+    averaged = method.averaged_model()
+    return averaged if config.final_weights == "teacher" and averaged is not None else model
+
+
 class Selection:
     """Which epoch's weights are kept: the last (``last``), the best on source val (``source-val``, label
     free), or the best on target val (``target-val-oracle``: reads target labels, for comparison only)."""
@@ -113,6 +120,7 @@ class AdaptResult:
     steps: int = 0
     cuda_graph: bool = False
     chosen_epoch: int | None = None
+    last_step_target_val: dict[str, float] = field(default_factory=dict)  # {"student": a, "teacher": b} when a teacher is kept
 
 
 def training_step(
@@ -183,6 +191,7 @@ def train_adaptation(
         return training_step(config, model, method, optimizer, schedule, static_x, static_y, static_xt, labelled_stats, target_stats)
 
     runner = GraphRunner(step_fn, optimizer, enabled=config.cuda_graphs and device.type == "cuda")
+    kept = kept_model(config, model, method)
     selection = Selection(config.selection)
     history: list[dict[str, float]] = []
     sums = torch.zeros(len(method.metric_names), device=device)
@@ -212,10 +221,10 @@ def train_adaptation(
             sums.zero_()
             count = 0
             if config.selection == "source-val":
-                record["source_val_accuracy"], _ = evaluate(model, source_val.to(device), source_stats)
+                record["source_val_accuracy"], _ = evaluate(kept, source_val.to(device), source_stats)
             if config.eval_every > 0 and epoch % config.eval_every == 0:
-                record["target_val_accuracy"], _ = evaluate(model, target_val.to(device), target_stats)
-            selection.observe(epoch, record, model)
+                record["target_val_accuracy"], _ = evaluate(kept, target_val.to(device), target_stats)
+            selection.observe(epoch, record, kept)
             model.train()
             method.train()
             history.append(record)
@@ -224,11 +233,18 @@ def train_adaptation(
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - start_time
     bar.close()
+    last_step: dict[str, float] = {}
+    teacher = method.averaged_model()
+    if teacher is not None:  # both at the last step, for reporting only: which one is kept was fixed in the config
+        for name, network in (("student", model), ("teacher", teacher)):
+            last_step[name], _ = evaluate(network, target_val.to(device), target_stats)
+    if kept is not model:
+        model.load_state_dict(kept.state_dict())
     selection.apply(model)
     target_accuracy, _ = evaluate(model, target_val.to(device), target_stats)
     source_accuracy, _ = evaluate(model, source_val.to(device), source_stats)
     return AdaptResult(model, source_stats, target_stats, target_accuracy, source_accuracy, history, train_seconds, total_steps,
-                       runner.graph is not None, selection.chosen_epoch)
+                       runner.graph is not None, selection.chosen_epoch, last_step)
 
 
 class GraphRunner:
@@ -277,5 +293,6 @@ def result_summary(result: AdaptResult) -> dict[str, Any]:
         "steps": result.steps,
         "cuda_graph": result.cuda_graph,
         "chosen_epoch": result.chosen_epoch,
+        **({"last_step_target_val_accuracy": result.last_step_target_val} if result.last_step_target_val else {}),
         "history": result.history,
     }

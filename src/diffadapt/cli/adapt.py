@@ -10,7 +10,8 @@ from diffadapt.cli.common import add_command, add_family, add_setting, given, pa
 
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
-                  "unlabelled_weight", "teacher_decay", "align_distribution", "eval_every", "selection", "weight_decay")
+                  "unlabelled_weight", "teacher_decay", "align_distribution", "final_weights",
+                  "eval_every", "selection", "weight_decay")
 
 
 def register(families: argparse._SubParsersAction) -> None:

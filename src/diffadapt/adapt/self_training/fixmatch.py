@@ -11,6 +11,8 @@ teacher (Tarvainen & Valpola, 2017; French et al., ICLR 2018).
 T is the model itself (FixMatch) when ``teacher_decay`` is 0, else an exponential moving average of it
 (theta_T <- d theta_T + (1 - d) theta after every step), run on the target batch alone so its batch norm
 sees target statistics. Pseudo-labels never see target labels: the target's labels are not in the batch.
+With ``final_weights="teacher"`` the run keeps theta_T instead of theta at the end, as mean-teacher methods
+report their teacher (French et al., 2018); the choice reads no labels.
 
 Reproduce (numbers in benchmarks/RESULTS.md; the shipped models in MODEL_CARD.md):
     python benchmarks/bench_adapt_pairs.py --out runs/adapt_pairs --epochs 3 --methods fixmatch --targets usps
@@ -97,6 +99,9 @@ class FixMatch(AdaptationMethod):
                 if isinstance(module, _DropoutNd):
                     module.eval()
         return self
+
+    def averaged_model(self) -> DigitClassifier | None:
+        return self.teacher
 
     @torch.no_grad()
     def after_step(self, model: DigitClassifier) -> None:

@@ -165,7 +165,9 @@ def train_runs(
         result = train_adaptation(seeded, source.train, source.val, target.train, target.val, device, progress=progress,
                                   description=f"{pair_name(source, target)}: {config.method} ({config.recipe}), seed {seed}")
         save_run(out / f"seed{seed}", seeded, source, target, result, device.type)
-        report(f"seed {seed}: target val accuracy {result.target_val_accuracy:.4f}, source val {result.source_val_accuracy:.4f}, "
+        last_step = "".join(f", {name} {accuracy:.4f}" for name, accuracy in result.last_step_target_val.items())
+        report(f"seed {seed}: target val accuracy {result.target_val_accuracy:.4f}"
+               f"{f' ({seeded.final_weights}; at the last step{last_step})' if last_step else ''}, source val {result.source_val_accuracy:.4f}, "
                f"{result.train_seconds:.1f} s ({result.steps} steps{', CUDA graph' if result.cuda_graph else ''}"
                f"{f', epoch {result.chosen_epoch} chosen by {seeded.selection}' if result.chosen_epoch else ''})")
         results.append(result)
