@@ -142,3 +142,17 @@ def test_train_checks_its_options_before_training(run_cli, tmp_path):
     (tmp_path / "file").write_text("x")
     code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--out", tmp_path / "file")
     assert code == 2 and "not a folder" in err and (tmp_path / "file").read_text() == "x"
+
+
+def test_a_kept_teacher_is_its_own_table_row_and_both_networks_are_reported(run_cli, runs, tmp_path):
+    code, out, _ = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "fixmatch", "--recipe", "matched",
+                           "--final-weights", "teacher", "--out", tmp_path / "fm", "--epochs", "1", "--batch-size", "512", "--no-progress")
+    assert code == 0 and "(teacher; at the last step, student " in out
+    results = json.loads((tmp_path / "fm" / "seed0" / "config.json").read_text())["results"]
+    assert results["target_val_accuracy"] == results["last_step_target_val_accuracy"]["teacher"]
+    assert set(results["last_step_target_val_accuracy"]) == {"student", "teacher"}
+    code, out, _ = run_cli("adapt", "table", runs / "source", tmp_path / "fm", "--out", tmp_path / "table")
+    assert code == 0 and "| FixMatch (matched, EMA teacher kept) |" in out
+    code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--final-weights", "teacher",
+                           "--out", tmp_path / "no")
+    assert code == 2 and "final_weights teacher needs method fixmatch" in err and not (tmp_path / "no").exists()

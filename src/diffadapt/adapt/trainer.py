@@ -4,7 +4,8 @@ The pieces, each replaceable on its own:
 - :class:`BatchPlan`: which images each step sees (one shuffled order per epoch for each domain);
 - the method (``registry.make_method``): the objective of one batch, with its own parameters;
 - :func:`training_step`: normalise, augment, the method's loss, backward, the SGD update;
-- :func:`evaluate` and :class:`Selection`: accuracies, and which epoch's weights are kept;
+- :func:`evaluate`, :func:`kept_model` and :class:`Selection`: accuracies, which network (the model or its
+  mean teacher) and which epoch's weights are kept;
 - the caller saves the result (``apps/adaptation/runs.py``).
 
 Target labels: in every method but the ``target`` baseline the target's training split reaches the loop with
@@ -120,7 +121,7 @@ class AdaptResult:
     steps: int = 0
     cuda_graph: bool = False
     chosen_epoch: int | None = None
-    last_step_target_val: dict[str, float] = field(default_factory=dict)  # {"student": a, "teacher": b} when a teacher is kept
+    last_step_target_val: dict[str, float] = field(default_factory=dict)  # {"student": a, "teacher": b} when the method has a teacher
 
 
 def training_step(

@@ -19,7 +19,7 @@ Reproduce (numbers in benchmarks/RESULTS.md; the shipped models in MODEL_CARD.md
     python benchmarks/bench_adapt_pairs.py --out runs/adapt_long --epochs 8 --batch-size 64 --methods fixmatch \\
         --targets svhn,mnist --tag b64e8
     python benchmarks/bench_adapt_pairs.py --out runs/adapt_long --epochs 12 --batch-size 64 --methods fixmatch \\
-        --targets mnist --tag b64e12
+        --targets mnist --tag b64e12-teacher --set final_weights=teacher
 """
 
 from __future__ import annotations

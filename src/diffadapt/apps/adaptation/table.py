@@ -1,7 +1,7 @@
 """The report's table: target accuracy per scenario (columns) and method (rows), mean +- std over seeds.
 
-Rows name the method, the recipe and how weights were chosen; a row whose epochs were chosen on target
-labels says "oracle" in its name, in every table.
+Rows name the method, the recipe and how weights were chosen (a kept mean teacher says so); a row whose
+epochs were chosen on target labels says "oracle" in its name, in every table.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ METHOD_TITLES = {"source": "trained on source", "target": "trained on target", "
 SELECTION_NOTES = {"last": "", "source-val": ", source-val selection", "target-val-oracle": ", oracle: target-val selection"}
 
 
-def method_name(method: str, recipe: str, selection: str = "last") -> str:
-    return f"{METHOD_TITLES.get(method, method)} ({recipe}{SELECTION_NOTES.get(selection, ', ' + selection)})"
+def method_name(method: str, recipe: str, selection: str = "last", final_weights: str = "student") -> str:
+    kept = ", EMA teacher kept" if final_weights == "teacher" else ""
+    return f"{METHOD_TITLES.get(method, method)} ({recipe}{kept}{SELECTION_NOTES.get(selection, ', ' + selection)})"
 
 
 def scenario_name(source: str, target: str, target_spec: str) -> str:
@@ -46,9 +47,9 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
             accuracy = results.get("target_val_accuracy") if isinstance(results, dict) else None
             if not is_finite_number(accuracy) or not 0 <= accuracy <= 1:
                 raise InputError("results.target_val_accuracy must be a number in 0..1", folder / "config.json")
-            method = method_name(config.method, config.recipe, config.selection)
+            method = method_name(config.method, config.recipe, config.selection, config.final_weights)
             rank = 0 if config.method == "source" else 2 if config.method == "target" else 1
-            order[method] = (rank, METHODS.index(config.method), config.recipe != "report", config.selection)
+            order[method] = (rank, METHODS.index(config.method), config.recipe != "report", config.final_weights, config.selection)
             scenario = scenario_name(document["source"]["domain"], document["target"]["domain"], document["target"]["spec"])
             cells[(method, scenario)].append(float(accuracy))
     return dict(sorted(cells.items(), key=lambda kv: order[kv[0][0]]))
