@@ -3,9 +3,10 @@
     python benchmarks/bench_samplers.py --out runs/samplers [SETTING ...] [--per-class 100] [--score-seeds 0,1,2] [--ckpt RUN]
 
 A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
-``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step) or ``unipc:8:trailing:0:4@100-499``;
-missing fields are the checkpoint's. Without settings: the old default, the shipped default, and every sampler
-(DDIM at eta 0 and 1) at 5 / 10 / 15 / 25 steps. Each row: network evaluations per image, seconds for all images
+``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step), ``unipc:8:trailing:0:4@100-499``
+or ``default`` (the checkpoint's own sampler and guidance); missing or empty fields are the checkpoint's. Without
+settings: the old default, the checkpoint's default, and every sampler (DDIM at eta 0 and 1) at 5 / 10 / 15 / 25
+steps with the checkpoint's spacing and guidance. Each row: network evaluations per image, seconds for all images
 (same process, same threads, one after the other, so ratios are fair), course accuracy (the course's LeNet,
 ``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance, and the classification accuracy score against
 real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl
@@ -33,16 +34,18 @@ from diffadapt.evaluate.lenet import load_course_classifier
 from diffadapt.images import nhwc_to_nchw
 
 OLD_DEFAULT = "ddim:25:leading:1:4"
-SHIPPED_DEFAULT = "dpmpp-2m-sde:6:trailing"
-GRID = [f"{method}:{steps}:trailing{eta}" for steps in (5, 10, 15, 25)
-        for method, eta in (("ddim", ":0"), ("ddim", ":1"), ("dpmpp-2m", ""), ("dpmpp-2m-sde", ""), ("unipc", ""))]
-DEFAULT_SETTINGS = [OLD_DEFAULT, SHIPPED_DEFAULT] + GRID
+CHECKPOINT_DEFAULT = "default"  # the checkpoint's own sampler and guidance
+GRID = [f"{method}:{steps}{eta}" for steps in (5, 10, 15, 25)
+        for method, eta in (("ddim", "::0"), ("ddim", "::1"), ("dpmpp-2m", ""), ("dpmpp-2m-sde", ""), ("unipc", ""))]
+DEFAULT_SETTINGS = [OLD_DEFAULT, CHECKPOINT_DEFAULT] + GRID
 
 
 def parse(setting: str, loaded) -> tuple:
+    if setting == CHECKPOINT_DEFAULT:
+        return loaded.sampler(), loaded.guidance(None, None)
     fields = setting.split(":")
     method, steps = fields[0], int(fields[1])
-    spacing = fields[2] if len(fields) > 2 else None
+    spacing = fields[2] if len(fields) > 2 and fields[2] else None
     eta = float(fields[3]) if len(fields) > 3 else None
     scale, interval = None, None
     if len(fields) > 4:
@@ -51,9 +54,7 @@ def parse(setting: str, loaded) -> tuple:
             text, window = text.split("@")
             interval = tuple(int(v) for v in window.split("-"))
         scale = float(text)
-    sampler = loaded.sampler(method, steps, eta)
-    if spacing:
-        sampler = type(sampler)(**{**sampler.to_dict(), "spacing": spacing})
+    sampler = loaded.sampler(method, steps, eta, spacing)
     guidance = loaded.guidance(scale, interval) if interval else loaded.guidance(scale, "all" if scale is not None else None)
     return sampler, guidance
 

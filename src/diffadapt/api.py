@@ -61,10 +61,11 @@ class DigitModel:
 
     def generate(self, digits: int | Sequence[int], n: int = 1, method: str | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None, guidance_interval: tuple[int, int] | str | None = None,
-                 seed: int = 0, as_pil: bool = False, progress: bool = False) -> np.ndarray | list[Image.Image]:
+                 seed: int = 0, as_pil: bool = False, progress: bool = False,
+                 spacing: str | None = None) -> np.ndarray | list[Image.Image]:
         """``n`` images of each digit in ``digits`` (in that order): (len(digits) * n, 28, 28, 3) uint8 in [0, 255].
 
-        method / steps / eta / guidance / guidance_interval default to the checkpoint's sampling defaults
+        method / steps / eta / spacing / guidance / guidance_interval default to the checkpoint's sampling defaults
         (``sampling_defaults``); ``seed`` fixes the initial and per-step noise.
         """
         classes = [digits] if isinstance(digits, int) else list(digits)
@@ -72,7 +73,7 @@ class DigitModel:
             raise InputError(f"digits must be whole numbers in 0..9, got {digits!r}")
         if not 1 <= n <= 100_000:
             raise InputError(f"n must be in 1..100000, got {n}")
-        sampler = self.loaded.sampler(method, steps, eta)
+        sampler = self.loaded.sampler(method, steps, eta, spacing)
         labels = torch.tensor(classes).repeat_interleave(n)
         cfg = self.loaded.model_config
         x_T = initial_noise(len(labels), (cfg.in_channels, cfg.image_size, cfg.image_size), seed)

@@ -11,10 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from diffadapt.api import load_digits
 from diffadapt.apps.digits.generate import graded_names, initial_noise, sample_digits, to_images
 from diffadapt.data import load_embedded
 from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.errors import InputError
 from tests.diffusion.helpers import embedded_classes, train_tiny
 
 
@@ -67,6 +69,22 @@ def test_eta_with_a_sampler_that_has_none_is_refused_not_ignored(run_cli, tiny_r
     code, _, err = run_cli("digits", "generate", tmp_path / "a", *args, "--eta", "0.5")
     assert code == 2 and f"eta 0.5 applies to DDIM only; the {method} sampler has no eta" in err and not (tmp_path / "a").exists()
     assert run_cli("digits", "generate", tmp_path / "b", *args)[0] == 0  # the checkpoint's own eta is not forced on it
+
+
+def test_spacing_option_is_used_and_a_repeating_one_refused(run_cli, tiny_run, tmp_path):
+    args = ["--ckpt", tiny_run, "--per-class", "1", "--steps", "4", "--method", "dpmpp-2m", "--precision", "fp32"]
+    code, out, _ = run_cli("digits", "generate", tmp_path / "q", *args, "--spacing", "quadratic")
+    assert code == 0 and "4 steps (quadratic)" in out
+    assert run_cli("digits", "generate", tmp_path / "t", *args, "--spacing", "trailing")[0] == 0
+    assert any((tmp_path / "q" / n).read_bytes() != (tmp_path / "t" / n).read_bytes() for n in graded_names(1))
+    model = load_digits(tiny_run, device="cpu", precision="fp32")  # the Python API takes it too
+    quadratic = model.generate(1, n=2, method="dpmpp-2m", steps=4, spacing="quadratic")
+    assert not np.array_equal(quadratic, model.generate(1, n=2, method="dpmpp-2m", steps=4, spacing="trailing"))
+    with pytest.raises(InputError, match="spacing"):
+        model.generate(1, spacing="cosine")
+    # T = 100: 30 quadratic steps would visit some timesteps near 0 twice.
+    code, _, err = run_cli("digits", "generate", tmp_path / "r", *args[:4], "--steps", "30", "--spacing", "quadratic")
+    assert code == 2 and "repeat" in err and err.count("\n") == 1 and not (tmp_path / "r").exists()
 
 
 def test_generate_into_existing_empty_folder_and_refuses_full_one(run_cli, tiny_run, tmp_path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 import torch
 
-from diffadapt.diffusion.ddim import ddim_step
+from diffadapt.diffusion.ddim import ddim_step, ddim_timesteps, quadratic_timesteps
 from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_step, multistep_timesteps
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
@@ -60,6 +61,20 @@ def test_timesteps_match_diffusers(method, spacing):
             assert multistep_timesteps(num_train_timesteps, steps, spacing) == theirs, (num_train_timesteps, steps)
 
 
+def test_quadratic_timesteps():
+    assert quadratic_timesteps(500, 6) == [499, 347, 222, 125, 55, 14]
+    assert quadratic_timesteps(1000, 1) == [999]
+    for num_train_timesteps, most in ((500, 54), (1000, 77)):
+        for steps in range(1, most + 1):
+            ours = quadratic_timesteps(num_train_timesteps, steps)
+            formula = [round((num_train_timesteps - 1) * ((steps - k) / steps) ** 2) for k in range(steps)]
+            assert ours == formula and ours == sorted(set(ours), reverse=True), steps
+            assert ddim_timesteps(num_train_timesteps, steps, "quadratic") == ours
+            assert multistep_timesteps(num_train_timesteps, steps, "quadratic") == ours
+        with pytest.raises(ValueError, match="repeat"):
+            quadratic_timesteps(num_train_timesteps, most + 1)
+
+
 def test_config_rejects_too_many_steps_and_repeated_timesteps():
     schedule = LinearSchedule(COURSE)
     with pytest.raises(InputError):
@@ -67,6 +82,9 @@ def test_config_rejects_too_many_steps_and_repeated_timesteps():
     with pytest.raises(InputError, match="repeat"):  # 1000 // 1001 = 0: every timestep would be 0
         SamplerConfig("dpmpp-2m", 1000).timesteps(schedule)
     assert SamplerConfig("dpmpp-2m", 999).timesteps(schedule)[-1] == 1
+    for method in ("ddim", "dpmpp-2m-sde", "unipc"):
+        with pytest.raises(InputError, match="repeat"):
+            SamplerConfig(method, 78, spacing="quadratic").timesteps(schedule)
 
 
 def test_orders_are_diffusers():
@@ -195,6 +213,48 @@ def test_sampler_matches_diffusers(method, num_train_timesteps, spacing, steps):
         x = scheduler.step(eps_model(x, torch.full((2,), t, dtype=torch.int64)), t, x).prev_sample
     assert ours.abs().max() < 10
     assert torch.allclose(ours, x, atol=1e-5, rtol=0), (ours - x).abs().max()
+
+
+def set_custom_timesteps(scheduler, timesteps: list[int], alpha_bars: torch.Tensor) -> None:
+    """Custom timesteps in a diffusers scheduler: DPM-Solver's own ``set_timesteps(timesteps=...)``; UniPC has
+    no such argument, so it is set up for the step count and then given the timesteps. Both then get the sigmas
+    that their own code computes for any timestep list (sigma = sqrt((1 - alpha_bar) / alpha_bar) at each
+    timestep, then a final sigma of 0), but from our float64 alpha_bar table: quadratic spacing visits
+    t = 1..5, where diffusers' float32 table alone moves its SDE result by about 1e-5 (with the float64 one it
+    agrees with ours to 1e-6)."""
+    if "timesteps" in inspect.signature(scheduler.set_timesteps).parameters:
+        scheduler.set_timesteps(timesteps=timesteps)
+    else:
+        scheduler.set_timesteps(len(timesteps))
+        scheduler.timesteps = torch.tensor(timesteps, dtype=torch.int64)
+    alpha_bars = alpha_bars.double()[timesteps]
+    scheduler.sigmas = torch.cat([((1 - alpha_bars) / alpha_bars).sqrt(), torch.zeros(1, dtype=torch.float64)])
+
+
+QUADRATIC_CASES = [(500, 5), (500, 10), (500, 20), (1000, 10)]
+
+
+@pytest.mark.parametrize("method", ("dpmpp-2m", "dpmpp-2m-sde", "unipc"))
+@pytest.mark.parametrize(("num_train_timesteps", "steps"), QUADRATIC_CASES)
+def test_quadratic_spacing_matches_diffusers_custom_timesteps(method, num_train_timesteps, steps):
+    schedule = LinearSchedule(ScheduleConfig(num_train_timesteps, 1e-4, 0.02))
+    eps_model = make_eps_model(schedule)
+    x_T = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    config = SamplerConfig(method, steps, spacing="quadratic")
+    ours = sample(eps_model, x_T, schedule, config, torch.Generator().manual_seed(7))
+
+    scheduler = reference_scheduler(method, num_train_timesteps, "trailing")
+    set_custom_timesteps(scheduler, config.timesteps(schedule), schedule.alpha_bars)
+    generator = torch.Generator().manual_seed(7)
+    x = x_T.double()
+    for t in scheduler.timesteps.tolist():
+        extra = {"variance_noise": torch.randn(x.shape, generator=generator).double()} if method == "dpmpp-2m-sde" else {}
+        eps = eps_model(x.float(), torch.full((2,), t, dtype=torch.int64)).double()
+        x = scheduler.step(eps, t, x, **extra).prev_sample
+    assert ours.abs().max() < 10
+    assert torch.allclose(ours.double(), x, atol=1e-5, rtol=0), (ours - x).abs().max()
+    trailing = sample(eps_model, x_T, schedule, SamplerConfig(method, steps, spacing="trailing"), torch.Generator().manual_seed(7))
+    assert not torch.allclose(ours, trailing, atol=1e-3)
 
 
 class Counter:

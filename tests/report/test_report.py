@@ -138,7 +138,9 @@ def test_report_command_checks_paths_first(run_cli, tmp_path):
 @pytest.mark.parametrize(("digits", "message"), [
     ("guidance_interval = [500, 100]", "digits.guidance_interval: guidance interval must be 0 <= lo <= hi, got 500..100"),
     ("guidance_interval = [5]", "digits.guidance_interval: guidance interval must be (lo, hi)"),
-    ("steps = 5000", "digits.method / digits.steps / digits.eta: steps must be in 1..500"),
+    ("steps = 5000", "digits.method / digits.steps / digits.eta / digits.spacing: steps must be in 1..500"),
+    ("steps = 60\nspacing = 'quadratic'", "digits.method / digits.steps / digits.eta / digits.spacing: 60 steps of quadratic spacing repeat"),
+    ("spacing = 'cosine'", "digits.spacing"),
     ("judge = 'FILE'", "digits.judge:"),
 ])
 def test_report_digit_settings_fail_before_any_work_naming_the_key(run_cli, tmp_path, digits, message):

@@ -54,6 +54,7 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     add_setting(p, "--method", SamplerConfig, default_text=checkpoint_default("method"))
     add_setting(p, "--steps", SamplerConfig, default_text=checkpoint_default("steps"))
     add_setting(p, "--eta", SamplerConfig, default_text=checkpoint_default("eta"))
+    add_setting(p, "--spacing", SamplerConfig, default_text=checkpoint_default("spacing"))
     p.add_argument("--guidance", type=finite_float, default=None, metavar="S",
                    help=f"classifier-free guidance scale s (s = 1 + w of the (1 + w) eps_c - w eps_u form) (default: {checkpoint_default('guidance')})")
     p.add_argument("--guidance-interval", type=parse_timestep_interval, default=None, metavar="LO:HI",
@@ -146,7 +147,7 @@ def sampling_setup(args: argparse.Namespace):
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     loaded = load_model(args.ckpt, device=pick_device(args.device), precision=args.precision)
-    sampler = loaded.sampler(args.method, args.steps, args.eta)
+    sampler = loaded.sampler(args.method, args.steps, args.eta, args.spacing)
     return loaded, sampler, loaded.guidance(args.guidance, args.guidance_interval)
 
 

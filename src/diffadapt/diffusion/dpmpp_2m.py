@@ -33,7 +33,7 @@ import math
 import numpy as np
 import torch
 
-from diffadapt.diffusion.ddim import SPACINGS, trailing_timesteps
+from diffadapt.diffusion.ddim import SPACINGS, quadratic_timesteps, trailing_timesteps
 
 
 def multistep_timesteps(num_train_timesteps: int, num_steps: int, spacing: str = "leading") -> list[int]:
@@ -43,7 +43,8 @@ def multistep_timesteps(num_train_timesteps: int, num_steps: int, spacing: str =
     - ``leading``: k * (T // (n + 1)) for k = n .. 1: n + 1 points of which 0 is dropped, so the last model
       call is at T // (n + 1), not 0 (unlike DDIM's leading), e.g. 830, 664, 498, 332, 166 for T = 1000, n = 5;
     - ``trailing``: T - k * T / n rounded, minus 1, for k = 0 .. n-1: starts at T - 1 (pure noise);
-    - ``linspace``: k * (T - 1) / n rounded, for k = n .. 1: n + 1 points from T - 1 to 0, 0 dropped.
+    - ``linspace``: k * (T - 1) / n rounded, for k = n .. 1: n + 1 points from T - 1 to 0, 0 dropped;
+    - ``quadratic``: :func:`~diffadapt.diffusion.ddim.quadratic_timesteps` (diffusers: ``set_timesteps(timesteps=...)``).
     Rounding is half to even, as numpy's.
 
     Raises ValueError when a timestep would repeat (h = 0 breaks the second-order step).
@@ -57,6 +58,8 @@ def multistep_timesteps(num_train_timesteps: int, num_steps: int, spacing: str =
         steps = trailing_timesteps(num_train_timesteps, num_steps)
     elif spacing == "linspace":
         steps = np.linspace(0, num_train_timesteps - 1, num_steps + 1).round()[::-1][:-1].astype(np.int64).tolist()
+    elif spacing == "quadratic":
+        steps = quadratic_timesteps(num_train_timesteps, num_steps)
     else:
         raise ValueError(f"unknown spacing {spacing!r} (one of {', '.join(SPACINGS)})")
     if len(set(steps)) < len(steps):

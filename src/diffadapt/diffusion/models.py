@@ -83,14 +83,16 @@ class LoadedModel:
             raise InputError(f"guidance interval {lo}..{hi} must satisfy 0 <= lo <= hi <= {self.schedule.num_timesteps - 1} (the schedule's last timestep)")
         return Guidance(scale, (lo, hi))
 
-    def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None) -> SamplerConfig:
+    def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None,
+                spacing: str | None = None) -> SamplerConfig:
         """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""
         d = self.defaults
         method = method if method is not None else d.method
         check_eta_applies(method, eta)
         if eta is None:  # the checkpoint's eta belongs to its own method
             eta = d.eta if method == d.method else 0.0
-        config = SamplerConfig(method=method, steps=steps if steps is not None else d.steps, eta=eta, spacing=d.spacing, clip_x0=d.clip_x0)
+        config = SamplerConfig(method=method, steps=steps if steps is not None else d.steps, eta=eta,
+                               spacing=spacing if spacing is not None else d.spacing, clip_x0=d.clip_x0)
         config.timesteps(self.schedule)  # steps within the schedule's T
         return config
 

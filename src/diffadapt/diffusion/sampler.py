@@ -52,7 +52,7 @@ class SamplerConfig(Settings):
     )
     steps: int = number(50, at_least=1, at_most=100_000, help="solver steps (ignored by ddpm, which visits every timestep)")
     eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM only: 0 deterministic, 1 DDPM-like variance")
-    spacing: Spacing = described("leading", "timestep spacing of the non-ddpm methods: leading (the course's), trailing, linspace")
+    spacing: Spacing = described("leading", "timestep spacing of the non-ddpm methods: leading (the course's), trailing, linspace, quadratic (crowded at low noise)")
     clip_x0: bool = described(False, "clip the predicted x0 to [-1, 1] at each step")
     variance: Variance = described("posterior", "DDPM only: posterior (beta_tilde) or beta")
 
@@ -61,9 +61,9 @@ class SamplerConfig(Settings):
             return ddpm_timesteps(schedule.num_timesteps)
         if self.steps > schedule.num_timesteps:
             raise InputError(f"steps must be in 1..{schedule.num_timesteps} (the schedule's T), got {self.steps}")
-        if self.method == "ddim":
-            return ddim_timesteps(schedule.num_timesteps, self.steps, self.spacing)
         try:
+            if self.method == "ddim":
+                return ddim_timesteps(schedule.num_timesteps, self.steps, self.spacing)
             return multistep_timesteps(schedule.num_timesteps, self.steps, self.spacing)
         except ValueError as error:
             raise InputError(str(error)) from None

@@ -81,7 +81,8 @@ def _check_digits_part(config: ReportConfig) -> None:
     loaded = checked("digits.ckpt", lambda: load_model(None if part.ckpt == SHIPPED else part.ckpt))
     interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
     checked("digits.guidance / digits.guidance_interval", lambda: loaded.guidance(part.guidance, interval))
-    checked("digits.method / digits.steps / digits.eta", lambda: loaded.sampler(part.method, part.steps, part.eta).timesteps(loaded.schedule))
+    checked("digits.method / digits.steps / digits.eta / digits.spacing",
+            lambda: loaded.sampler(part.method, part.steps, part.eta, part.spacing).timesteps(loaded.schedule))
     if part.judge:
         checked("digits.judge", lambda: load_judge(None if part.judge == SHIPPED else part.judge))
     if part.classifier:
@@ -100,7 +101,7 @@ def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[s
     loaded = load_model(None if part.ckpt == SHIPPED else part.ckpt, device=device)
     interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
     guidance = loaded.guidance(part.guidance, interval)
-    sampler = loaded.sampler(part.method, part.steps, part.eta)
+    sampler = loaded.sampler(part.method, part.steps, part.eta, part.spacing)
     timings = {}
     start = time.perf_counter()
     grid, states = sample_grid(loaded, sampler, guidance, config.seed, progress=False)
