@@ -65,9 +65,8 @@ def quadratic_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
     spacings; the last timestep is (T - 1) / n^2 rounded, 0 only when n > sqrt(2 (T - 1)).
 
     Raises ValueError when two timesteps round to the same value (T = 500: from n = 55 on; T = 1000: 78).
+    The step count's range is its callers' check (:func:`ddim_timesteps`, ``multistep_timesteps``).
     """
-    if not 1 <= num_steps <= num_train_timesteps:
-        raise ValueError(f"steps must be in 1..{num_train_timesteps}, got {num_steps}")
     fractions = np.arange(num_steps, 0, -1, dtype=np.float64) / num_steps
     steps = np.round((num_train_timesteps - 1) * fractions**2).astype(np.int64).tolist()
     if len(set(steps)) < len(steps):
