@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffadapt.adapt.config import preset
-from diffadapt.adapt.stats import DomainStats
-from diffadapt.adapt.trainer import AdaptResult, predict
-from diffadapt.apps.adaptation.predict import predict_folder
+from diffadapt.adapt.config import FolderAdaptConfig, preset
+from diffadapt.adapt.trainer import AdaptResult
+from diffadapt.apps.adaptation.predict import predict_folder, predict_images
 from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_run, shipped_model, train_runs
 from diffadapt.apps.adaptation.tsne import tsne_figures
 from diffadapt.apps.digits.export import export_diffusers
@@ -167,20 +166,29 @@ def load_adaptation(run: str | Path | None = None, shipped: str | None = None) -
     return load_run(run if run is not None else shipped_model(shipped))
 
 
-def predict_labels(run: LoadedRun, images: np.ndarray | DigitSet, normalisation: str = "target") -> np.ndarray:
+def predict_labels(run: LoadedRun, images: np.ndarray | DigitSet, normalisation: str = "target", adapt: bool = False,
+                   adapt_settings: dict[str, Any] | None = None, device: str = "cpu", progress: bool = False) -> np.ndarray:
     """Labels (N,) for target images (N, H, W[, C]) uint8, prepared as the run prepares its target (size,
-    channels, digit box); ``normalisation="folder"`` standardises with the images' own statistics."""
+    channels, digit box); ``normalisation="folder"`` standardises with the images' own statistics.
+
+    ``adapt=True`` first adapts a copy of the model to these images without labels, as ``adapt predict
+    --adapt`` does; ``adapt_settings`` are FolderAdaptConfig fields (method, steps, batch_size, lr, seed)."""
+    if not isinstance(adapt, bool):
+        raise InputError(f"adapt must be True or False, got {adapt!r}")
+    if adapt_settings is not None and (not adapt or not isinstance(adapt_settings, dict)):
+        raise InputError("adapt_settings must be a dict of FolderAdaptConfig fields, given with adapt=True")
     data = images if isinstance(images, DigitSet) else digits(images, domain=run.document["target"]["domain"])
     tensors = TensorImages.from_digitset(data, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
-    stats = run.target_stats if normalisation == "target" else DomainStats.of(tensors)
-    return predict(run.model, tensors.images, stats).numpy()
+    config = FolderAdaptConfig.from_dict(adapt_settings or {}, section="adapt_settings", ignore_unknown=False) if adapt else None
+    result = predict_images(run, tensors, normalisation, config, device=pick_device(device), progress=progress)  # type: ignore[arg-type]
+    return result.logits.argmax(1).numpy()
 
 
 def predict_to_csv(image_dir: str | Path, out_csv: str | Path, run: str | Path | None = None, shipped: str | None = None) -> int:
     """The graded ``image_name,label`` CSV for a folder of images (the ``adapt predict`` command)."""
     if (run is None) == (shipped is None):
         raise InputError("give a run folder or shipped='usps' / 'svhn', not both")
-    return predict_folder(image_dir, out_csv, run if run is not None else shipped_model(shipped))
+    return predict_folder(image_dir, out_csv, run if run is not None else shipped_model(shipped)).rows
 
 
 def tsne(run: LoadedRun, out: str | Path, per_domain: int = 2000, seed: int = 0,

@@ -23,6 +23,9 @@ Network = Literal["cnn3", "lenet", "wide"]
 Frame = Literal["fill", "match"]
 Selection = Literal["last", "source-val", "target-val-oracle"]
 FinalWeights = Literal["student", "teacher"]
+TargetPool = Literal["train", "all"]
+FolderMethod = Literal["fixmatch", "shot"]
+FOLDER_METHODS: tuple[str, ...] = get_args(FolderMethod)
 
 METHODS: tuple[str, ...] = get_args(Method)
 BASELINES = ("source", "target")
@@ -59,6 +62,7 @@ class AdaptConfig(Settings):
     teacher_decay: float = number(0.99, at_least=0.0, below=1.0, help="fixmatch: EMA decay of the teacher that makes pseudo-labels (0: the model itself)")
     align_distribution: bool = described(True, "fixmatch: align target predictions with the source class frequencies (AdaMatch)")
     final_weights: FinalWeights = described("student", "fixmatch: the weights a run keeps: the trained model (student) or its EMA teacher (label-free)")
+    target_pool: TargetPool = described("train", "unlabelled target images: train (val held out) or all (val too, without labels: val accuracy is then transductive)")
     size: int = number(28, at_least=8, at_most=256, help="image side the network sees")
     channels: Literal[1, 3] = described(3, "image channels the network sees")
     frame: Frame = described("fill", "fill: stretch every domain to size x size; match: bring the digits to one height")
@@ -77,6 +81,8 @@ class AdaptConfig(Settings):
                 raise InputError(f"{name}: {box} must be smaller than the frame size {self.size}")
         if self.final_weights == "teacher" and (self.method != "fixmatch" or self.teacher_decay <= 0):
             raise InputError("final_weights teacher needs method fixmatch with teacher_decay > 0 (only then is there a teacher)")
+        if self.target_pool == "all" and self.method in ("source", "target"):
+            raise InputError(f"target_pool all is for adaptation methods; the {self.method} baseline would train on val images")
         if self.selection == "target-val-oracle" and self.eval_every <= 0:
             raise InputError("selection target-val-oracle needs eval_every > 0 (the epochs it may choose from)")
 
@@ -116,3 +122,15 @@ def preset(recipe: str, method: str, **overrides: Any) -> AdaptConfig:
     if unknown:
         raise InputError(f"unknown adaptation setting {unknown[0]!r}")
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class FolderAdaptConfig(Settings):
+    """Adapting a run to one folder (``adapt predict --adapt``). The defaults were chosen on the embedded
+    pairs only, never on a real target's labels (benchmarks/RESULTS.md, "Adapting to the user's folder")."""
+
+    method: FolderMethod = described("fixmatch", "fixmatch: continue the run's FixMatch with a labelled source; shot: source-free")
+    steps: int = number(400, at_least=1, at_most=100_000, help="training steps on the folder (the time does not grow with its size)")
+    batch_size: int = number(64, at_least=2, at_most=4096, help="folder images (and source images) per step")
+    lr: float = number(0.01, above=0.0, at_most=10.0, help="starting learning rate, annealed as in the run")
+    seed: int = number(0, at_least=0, below=2**31, help="fixes the batch order and the augmentation")

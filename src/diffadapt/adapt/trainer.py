@@ -20,6 +20,7 @@ graph and replayed: each step is then one launch instead of hundreds, which a ne
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -47,10 +48,15 @@ def unlabelled(data: TensorImages) -> TensorImages:
 
 
 @torch.no_grad()
+def predict_logits(model: DigitClassifier, images: torch.Tensor, stats: DomainStats) -> torch.Tensor:
+    """uint8 (N, C, H, W) images -> (N, 10) float logits; the model is left in eval mode."""
+    model.eval()
+    return torch.cat([model(normalise(images[i : i + EVAL_BATCH], stats)).float() for i in range(0, len(images), EVAL_BATCH)])
+
+
 def predict(model: DigitClassifier, images: torch.Tensor, stats: DomainStats) -> torch.Tensor:
     """uint8 (N, C, H, W) images -> (N,) predicted labels; the model is left in eval mode."""
-    model.eval()
-    return torch.cat([model(normalise(images[i : i + EVAL_BATCH], stats)).argmax(1) for i in range(0, len(images), EVAL_BATCH)])
+    return predict_logits(model, images, stats).argmax(1)
 
 
 def evaluate(model: DigitClassifier, data: TensorImages, stats: DomainStats) -> tuple[float, torch.Tensor]:
@@ -164,6 +170,9 @@ def train_adaptation(
     """
     if config.method != "target":
         target_train = unlabelled(target_train)
+    if config.target_pool == "all":  # transductive: val's images join the unlabelled pool, its labels stay out
+        target_train = TensorImages(torch.cat([target_train.images, target_val.images.to(target_train.device)]),
+                                    torch.full((len(target_train) + len(target_val),), -1, dtype=torch.int64), target_train.domain)
     torch.manual_seed(config.seed)
     if device.type == "cuda":
         torch.cuda.manual_seed_all(config.seed)
@@ -287,9 +296,10 @@ class GraphRunner:
 
 
 def result_summary(result: AdaptResult) -> dict[str, Any]:
+    """The results section of a run's config.json; an accuracy that was not measured (NaN) is null."""
     return {
-        "target_val_accuracy": result.target_val_accuracy,
-        "source_val_accuracy": result.source_val_accuracy,
+        "target_val_accuracy": None if math.isnan(result.target_val_accuracy) else result.target_val_accuracy,
+        "source_val_accuracy": None if math.isnan(result.source_val_accuracy) else result.source_val_accuracy,
         "train_seconds": result.train_seconds,
         "steps": result.steps,
         "cuda_graph": result.cuda_graph,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffadapt.adapt.config import AdaptConfig
+from diffadapt.adapt.config import AdaptConfig, FolderAdaptConfig
 from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device, seed_number, whole_number
 
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
                   "unlabelled_weight", "teacher_decay", "align_distribution", "final_weights",
-                  "eval_every", "selection", "weight_decay")
+                  "eval_every", "selection", "weight_decay", "target_pool")
+
+FOLDER_ADAPT_SETTINGS = ("method", "steps", "batch_size", "lr", "seed")  # FolderAdaptConfig fields, as --adapt-NAME
 
 
 def register(families: argparse._SubParsersAction) -> None:
@@ -40,7 +42,15 @@ def register(families: argparse._SubParsersAction) -> None:
     which.add_argument("--ckpt", help="run folder (its first seed is used) or a seed folder")
     which.add_argument("--shipped", choices=("usps", "svhn"), help="the shipped MNIST-M -> TARGET model (MODEL_CARD.md)")
     p.add_argument("--normalise", choices=("target", "folder"), default="target",
-                   help="target: the run's target statistics; folder: the predicted images' own")
+                   help="target: the run's target statistics; folder: the predicted images' own (always, with --adapt)")
+    p.add_argument("--adapt", action="store_true", help="first adapt the model to the folder's own images, without labels")
+    for name in FOLDER_ADAPT_SETTINGS:
+        add_setting(p, "--adapt-" + name.replace("_", "-"), FolderAdaptConfig, name, dest="adapt_" + name)
+    p.add_argument("--adapt-source", default=None,
+                   help="labelled source for --adapt-method fixmatch (default: the embedded domain of the run's source)")
+    p.add_argument("--save-adapted", default=None, metavar="RUN", help="keep the adapted model as a run folder RUN/seed{S}/")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
 
     p = add_command(commands, "table", run_table, "Print and write the report's table (markdown and CSV), mean ± std over seeds.")
     p.add_argument("runs", nargs="+")
@@ -80,10 +90,19 @@ def run_train(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from diffadapt.apps.adaptation.predict import predict_folder
     from diffadapt.apps.adaptation.runs import shipped_model
+    from diffadapt.errors import InputError
 
     ckpt = args.ckpt if args.ckpt else shipped_model(args.shipped)
-    rows = predict_folder(args.image_dir, args.out_csv, ckpt, args.normalise)
-    print(f"wrote {rows} predictions to {args.out_csv}")
+    settings = {name: getattr(args, "adapt_" + name) for name in FOLDER_ADAPT_SETTINGS if getattr(args, "adapt_" + name) is not None}
+    if not args.adapt and (settings or args.adapt_source or args.save_adapted):
+        raise InputError("--adapt-* options and --save-adapted need --adapt")
+    adapt = FolderAdaptConfig(**settings) if args.adapt else None
+    prediction = predict_folder(args.image_dir, args.out_csv, ckpt, args.normalise, adapt, args.adapt_source, args.save_adapted,
+                                pick_device(args.device), progress=not args.no_progress)
+    adapted = f", adapted to the folder in {prediction.adapt_seconds:.1f} s" if prediction.adapted else ""
+    saved = f"; adapted model kept in {prediction.saved_run}" if prediction.saved_run else ""
+    print(f"wrote {prediction.rows} predictions to {args.out_csv}{adapted}{saved}")
+    print(prediction.summary())
     return 0
 
 

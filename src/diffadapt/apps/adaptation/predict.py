@@ -1,36 +1,190 @@
-"""Predicting labels for a folder of target images: the graded ``image_name,label`` CSV."""
+"""Predicting labels for a folder of target images: the graded ``image_name,label`` CSV, a label-free
+estimate of its accuracy beside it (``OUT.estimate.json``), and optionally adapting the model to the folder
+first (``--adapt``, see adapt/transductive.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import torch
+
+from diffadapt.adapt.estimate import UNRELIABLE_BELOW, Calibration
 from diffadapt.adapt.stats import DomainStats
-from diffadapt.adapt.trainer import predict
-from diffadapt.apps.adaptation.runs import load_run
+from diffadapt.adapt.trainer import AdaptResult, predict_logits
+from diffadapt.adapt.transductive import FolderAdaptConfig, adapt_to_folder
+from diffadapt.apps.adaptation.runs import (
+    DomainData,
+    DomainSource,
+    LoadedRun,
+    calibrate,
+    check_free,
+    load_domain,
+    load_run,
+    save_run,
+)
+from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.data.formats.folders import read_unlabelled_folder
 from diffadapt.data.memory import TensorImages
-from diffadapt.io import write_text_atomic
+from diffadapt.errors import InputError
+from diffadapt.io import CONFIG_FILE, check_output_files, write_json_atomic, write_text_atomic
 
 Normalisation = Literal["target", "folder"]
+ESTIMATE_SUFFIX = ".estimate.json"
 
 
-def predict_folder(image_dir: str | Path, out_csv: str | Path, ckpt: str | Path, normalisation: Normalisation = "target") -> int:
-    """Write ``image_name,label`` (header, one row per image, sorted by name); returns the row count.
+@dataclass
+class Prediction:
+    """What a prediction wrote and what it estimates of itself."""
+
+    rows: int
+    csv_path: Path
+    estimate_path: Path
+    estimated_accuracy: float
+    calibration: Calibration
+    adapted: bool
+    adapt_seconds: float = 0.0
+    saved_run: Path | None = None
+
+    @property
+    def unreliable(self) -> bool:
+        return self.estimated_accuracy < UNRELIABLE_BELOW
+
+    def summary(self) -> str:
+        """One line for the terminal; a second, the warning, when the estimate is below UNRELIABLE_BELOW."""
+        line = (f"label-free accuracy estimate {self.estimated_accuracy:.3f} (ATC, {self.calibration.score}, "
+                f"threshold fit on {self.calibration.fit_on}; written to {self.estimate_path})")
+        if self.unreliable:
+            line += f"\nwarning: the estimate is below {UNRELIABLE_BELOW}: this model is unreliable on this folder"
+        return line
+
+
+def estimate_path_for(out_csv: str | Path) -> Path:
+    """``OUT.csv`` -> ``OUT.estimate.json`` beside it."""
+    out_csv = Path(out_csv)
+    return out_csv.with_name(out_csv.stem + ESTIMATE_SUFFIX)
+
+
+def adaptation_source(run: LoadedRun, spec: DomainSource | None) -> DomainData:
+    """The labelled source that ``fixmatch`` folder adaptation trains beside the folder: ``spec``, or by
+    default the embedded domain of the run's source (prepared as the run prepares its source)."""
+    if spec is None:
+        domain = run.document["source"]["domain"]
+        if domain not in EMBEDDED_DOMAINS:
+            raise InputError(f"the run's source domain {domain!r} is not embedded ({', '.join(EMBEDDED_DOMAINS)}); "
+                             "give a labelled source for --adapt, or adapt with the source-free method shot")
+        spec = domain
+    return load_domain(spec, run.config.channels, run.config.size, run.config.source_box)
+
+
+def run_calibration(run: LoadedRun) -> Calibration:
+    """The run's saved calibration, or for runs saved before there was one, a fit on the val split of the
+    embedded domain of its source (a stand-in for its own source val, and said so in ``fit_on``)."""
+    saved = run.document.get("calibration")
+    if saved is not None:
+        return Calibration.from_dict(saved, run.path / CONFIG_FILE)
+    domain = run.document["source"]["domain"]
+    if domain not in EMBEDDED_DOMAINS:
+        raise InputError(f"the run has no calibration for the accuracy estimate and its source {domain!r} is not embedded; "
+                         "retrain it with this version", run.path / CONFIG_FILE)
+    source = load_domain(domain, run.config.channels, run.config.size, run.config.source_box)
+    return calibrate(run.model, source.val, run.source_stats, f"embedded {domain} val (the run has no calibration of its own)")
+
+
+@dataclass
+class FolderPrediction:
+    """The predicting model's logits on the images, and what the estimate and a saved run need."""
+
+    logits: torch.Tensor  # (N, 10) float32, on the CPU
+    model: Any
+    stats: DomainStats
+    calibration: Calibration
+    adapt_seconds: float = 0.0
+    source: DomainData | None = None
+
+
+def predict_images(
+    run: LoadedRun, data: TensorImages, normalisation: Normalisation = "target", adapt: FolderAdaptConfig | None = None,
+    adapt_source: DomainSource | None = None, device: torch.device | None = None, progress: bool = True,
+) -> FolderPrediction:
+    """Logits for target images (uint8 (N, C, H, W), prepared as the run prepares its target), with the
+    calibration of the model that made them; with ``adapt`` the model is first adapted to the images."""
+    if normalisation not in ("target", "folder"):
+        raise InputError(f"normalisation must be 'target' or 'folder', got {normalisation!r}")
+    device = device or torch.device("cpu")
+    if adapt is None:
+        stats = run.target_stats if normalisation == "target" else DomainStats.of(data)
+        logits = predict_logits(run.model.to(device), data.images.to(device), stats.to(device)).cpu()
+        return FolderPrediction(logits, run.model, stats, run_calibration(run))
+    stats = DomainStats.of(data)  # adapting is transductive: the folder's own statistics, always
+    source = adaptation_source(run, adapt_source)
+    source_stats = DomainStats.of(source.train)
+    start = time.perf_counter()
+    model = adapt_to_folder(run.model, run.config, data, stats, adapt, device, source.train, source_stats, progress)
+    seconds = time.perf_counter() - start
+    calibration = calibrate(model, source.val.to(device), source_stats.to(device), f"source val ({source.spec}) after adapting")
+    logits = predict_logits(model, data.images.to(device), stats.to(device)).cpu()
+    return FolderPrediction(logits, model, stats, calibration, seconds, source)
+
+
+def predict_folder(
+    image_dir: str | Path, out_csv: str | Path, ckpt: str | Path, normalisation: Normalisation = "target",
+    adapt: FolderAdaptConfig | None = None, adapt_source: DomainSource | None = None, save_adapted: str | Path | None = None,
+    device: torch.device | None = None, progress: bool = True,
+) -> Prediction:
+    """Write ``image_name,label`` (header, one row per image, sorted by name) and the estimate's json.
 
     normalisation: ``target`` uses the target domain's training statistics stored in the checkpoint;
-    ``folder`` uses the statistics of the images being predicted (for a domain the run never saw).
+    ``folder`` uses the statistics of the images being predicted (for a domain the run never saw). With
+    ``adapt`` the model is first adapted to the folder (its own statistics, always) and ``save_adapted``
+    keeps it as a run folder.
     """
+    device = device or torch.device("cpu")
+    estimate_path = estimate_path_for(out_csv)
+    check_output_files(out_csv, estimate_path)
+    if save_adapted is not None:
+        if adapt is None:
+            raise InputError("--save-adapted needs --adapt")
+        check_free(Path(save_adapted), [adapt.seed])
     run = load_run(ckpt)
-    digits = read_unlabelled_folder(image_dir, domain=run.document["target"]["domain"])
+    digits = read_unlabelled_folder(image_dir, domain=run.document["target"]["domain"], progress=progress)
     data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
-    stats = run.target_stats if normalisation == "target" else DomainStats.of(data)
-    labels = predict(run.model, data.images, stats).tolist()
+    result = predict_images(run, data, normalisation, adapt, adapt_source, device, progress)
+    saved_run = None
+    if adapt is not None and save_adapted is not None and result.source is not None:
+        saved_run = _save_adapted(Path(save_adapted), run, adapt, result, data, digits.domain, device)
+    labels = result.logits.argmax(1)
+    estimated = result.calibration.estimate(result.logits)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_name", "label"])
-    writer.writerows(sorted(zip(digits.names or [], labels)))
+    writer.writerows(sorted(zip(digits.names or [], labels.tolist())))
     write_text_atomic(out_csv, buffer.getvalue())
-    return len(labels)
+    document: dict[str, Any] = {
+        "images": len(labels), "estimated_accuracy": estimated, "unreliable": estimated < UNRELIABLE_BELOW,
+        "checkpoint": str(run.path), "adapted": adapt is not None, "calibration": result.calibration.to_dict(),
+        "predicted_class_counts": torch.bincount(labels, minlength=10).tolist(),
+    }
+    if adapt is not None:
+        document["adaptation"] = {**asdict(adapt), "seconds": result.adapt_seconds, "saved_run": str(saved_run) if saved_run else None}
+    write_json_atomic(estimate_path, document)
+    return Prediction(len(labels), Path(out_csv), estimate_path, estimated, result.calibration, adapt is not None, result.adapt_seconds, saved_run)
+
+
+def _save_adapted(out: Path, run: LoadedRun, adapt: FolderAdaptConfig, result: FolderPrediction, data: TensorImages, domain: str,
+                  device: torch.device) -> Path:
+    """The adapted model as a normal run folder ``out/seed{S}/`` (loadable by --ckpt and adapt tsne); its
+    target section is the folder, whose val split is the folder itself, unlabelled (no accuracy is recorded)."""
+    assert result.source is not None
+    source = result.source
+    folder_domain = DomainData("the adapted folder", domain, data, data)
+    summary = AdaptResult(result.model, DomainStats.of(source.train), result.stats, float("nan"), float("nan"),
+                          steps=adapt.steps, train_seconds=result.adapt_seconds)
+    target_run = out / f"seed{adapt.seed}"
+    save_run(target_run, replace(run.config, seed=adapt.seed), source, folder_domain, summary, device.type, result.calibration,
+             adapted_from={"checkpoint": str(run.path), **asdict(adapt)})
+    return target_run

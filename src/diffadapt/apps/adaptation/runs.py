@@ -18,9 +18,10 @@ from typing import Any, Union
 import torch
 
 from diffadapt.adapt.config import AdaptConfig
+from diffadapt.adapt.estimate import ESTIMATE_SCORE, Calibration
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.stats import DomainStats
-from diffadapt.adapt.trainer import AdaptResult, result_summary, train_adaptation
+from diffadapt.adapt.trainer import AdaptResult, predict_logits, result_summary, train_adaptation
 from diffadapt.data import DigitSet, TensorImages, read_source, train_val
 from diffadapt.data.layout import matching_boxes
 from diffadapt.errors import InputError
@@ -107,8 +108,20 @@ def history_log(history: Sequence[dict[str, Any]], title: str) -> MetricsLog:
     return log
 
 
-def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: DomainData, result: AdaptResult, device: str) -> None:
-    """Weights, metrics.csv and curves.png, then config.json (written last: a folder with one is complete)."""
+def calibrate(model: DigitClassifier, source_val: TensorImages, source_stats: DomainStats, fit_on: str) -> Calibration:
+    """The label-free estimate's calibration of ``model``, fit on labelled source val images (adapt/estimate.py)."""
+    logits = predict_logits(model, source_val.images, source_stats)
+    return Calibration.fit(logits, source_val.labels, ESTIMATE_SCORE, fit_on)
+
+
+def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: DomainData, result: AdaptResult, device: str,
+             calibration: Calibration | None = None, adapted_from: dict[str, Any] | None = None) -> None:
+    """Weights, metrics.csv and curves.png, then config.json (written last: a folder with one is complete).
+
+    ``calibration``: the accuracy estimate's (default: fit here on the source val split); ``adapted_from``:
+    for a model adapted to a folder, the run it came from and the adaptation's settings."""
+    if calibration is None:
+        calibration = calibrate(result.model, source.val, result.source_stats, f"source val ({source.domain})")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_weights(run_dir / WEIGHTS_FILE, result.model.state_dict(), {"kind": ADAPT_KIND})
     log = history_log(result.history, f"{pair_name(source, target)}, {config.method} ({config.recipe}), seed {config.seed}")
@@ -124,6 +137,8 @@ def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: Dom
         "target": {"spec": target.spec, "domain": target.domain, "stats": result.target_stats.to_dict(),
                    "train_images": len(target.train), "val_images": len(target.val)},
         "results": result_summary(result),
+        "calibration": calibration.to_dict(),
+        **({"adapted_from": adapted_from} if adapted_from else {}),
         "device": device,
         "torch": torch.__version__,
     }
