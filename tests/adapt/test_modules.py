@@ -70,3 +70,21 @@ def test_augment_keeps_shape_and_range():
     y = augment(x)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     assert not torch.equal(x, y)
+
+
+def test_instance_standardisation_by_hand():
+    """Each image and channel to zero mean and unit variance (eps 1e-5), whatever its brightness and contrast."""
+    import torch
+
+    from diffadapt.adapt.modules.networks import DigitClassifier
+
+    model = DigitClassifier("cnn3", 3, instance_norm=True)
+    x = torch.tensor([[0.0, 2.0], [4.0, 6.0]]).expand(2, 3, 2, 2).clone()
+    x[1] = x[1] * 10 + 7  # another brightness and contrast: the same standardised image
+    expected = (torch.tensor([[0.0, 2.0], [4.0, 6.0]]) - 3.0) / (5.0 + 1e-5) ** 0.5
+    standardised = model.extractor.standardise(x.reshape(6, 1, 2, 2)).reshape(2, 3, 2, 2)
+    assert torch.allclose(standardised[0, 1], expected, atol=1e-6)
+    assert torch.allclose(standardised[1, 2], (x[1, 2] - 37.0) / (500.0 + 1e-5) ** 0.5, atol=1e-5)
+    images = torch.rand(2, 3, 28, 28)
+    model.eval()
+    assert torch.allclose(model(images), model(images * 3 + 1), atol=1e-4)  # brightness and contrast are gone

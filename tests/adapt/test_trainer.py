@@ -145,3 +145,20 @@ def test_keeping_the_teacher_changes_which_weights_are_kept_not_the_training(dom
 def test_keeping_a_teacher_needs_one(method, overrides):
     with pytest.raises(InputError, match="final_weights"):
         preset("matched", method, final_weights="teacher", **overrides)
+
+
+def test_target_pool_all_adds_val_images_but_never_their_labels(domains):
+    """With target_pool all the val images join the unlabelled pool (training changes), and permuting val's
+    labels changes nothing of the training; the baselines refuse it."""
+    source, target = domains
+    config = small("fixmatch", "matched", target_pool="all")
+    a = train_adaptation(config, source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    b = train_adaptation(config, source.train, source.val, target.train, permuted(target.val), torch.device("cpu"), progress=False)
+    c = train_adaptation(small("fixmatch", "matched"), source.train, source.val, target.train, target.val, torch.device("cpu"), progress=False)
+    for key in a.model.state_dict():
+        assert torch.equal(a.model.state_dict()[key], b.model.state_dict()[key]), key
+    assert any(not torch.equal(a.model.state_dict()[k], c.model.state_dict()[k]) for k in a.model.state_dict())
+    assert torch.allclose(a.target_stats.mean, torch.cat([target.train.images, target.val.images]).float().div(255).mean((0, 2, 3)), atol=1e-5)
+    for method in ("source", "target"):
+        with pytest.raises(InputError, match="target_pool all"):
+            small(method, target_pool="all")

@@ -57,6 +57,7 @@ class AdaptConfig(Settings):
     domain_dropout: float = number(0.0, at_least=0.0, below=1.0, help="dropout in the domain discriminator")
     entropy_weight: float = number(0.0, at_least=0.0, at_most=10.0, help="weight of target prediction entropy minimisation")
     augment: bool = described(False, "random shifts and grayscale on both domains")
+    instance_norm: bool = described(False, "standardise every input image by its own mean and std per channel (VADA's instance normalisation)")
     confidence: float = number(0.95, above=0.0, below=1.0, help="fixmatch: confidence a pseudo-label needs")
     unlabelled_weight: float = number(1.0, at_least=0.0, at_most=100.0, help="fixmatch: weight of the pseudo-label loss")
     teacher_decay: float = number(0.99, at_least=0.0, below=1.0, help="fixmatch: EMA decay of the teacher that makes pseudo-labels (0: the model itself)")

@@ -180,7 +180,7 @@ def train_adaptation(
         torch.backends.cudnn.deterministic = config.deterministic
     # On the device before any capture: a host-to-device copy cannot be recorded in a CUDA graph.
     source_stats, target_stats = DomainStats.of(source_train).to(device), DomainStats.of(target_train).to(device)
-    model = DigitClassifier(config.network, config.channels).to(device)
+    model = DigitClassifier(config.network, config.channels, config.instance_norm).to(device)
     method = make_method(config, model).to(device)
     optimizer = TensorSGD([*model.parameters(), *method.parameters()], config.momentum, config.weight_decay, device)
 

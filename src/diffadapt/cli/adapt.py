@@ -11,7 +11,7 @@ from diffadapt.cli.common import add_command, add_family, add_setting, given, pa
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
                   "unlabelled_weight", "teacher_decay", "align_distribution", "final_weights",
-                  "eval_every", "selection", "weight_decay", "target_pool")
+                  "eval_every", "selection", "weight_decay", "target_pool", "instance_norm")
 
 FOLDER_ADAPT_SETTINGS = ("method", "steps", "batch_size", "lr", "seed")  # FolderAdaptConfig fields, as --adapt-NAME
 

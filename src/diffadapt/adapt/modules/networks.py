@@ -87,16 +87,35 @@ def make_extractor(name: str, in_channels: int = 3) -> nn.Module:
     raise ValueError(f"unknown network {name!r} (cnn3, lenet, wide)")
 
 
+class InstanceStandardised(nn.Module):
+    """Per-image input standardisation in front of an extractor: x -> (x - mean_c(x)) / sqrt(var_c(x) + 1e-5)
+    per image and channel c (VADA / DIRT-T's instance normalisation of the input, Shu et al., ICLR 2018).
+    It removes each image's brightness and contrast, which differ most between digit domains. No parameters,
+    so the weights of a run are those of its extractor."""
+
+    def __init__(self, extractor: nn.Module) -> None:
+        super().__init__()
+        self.body = extractor
+        self.features = extractor.features
+        self.standardise = nn.InstanceNorm2d(1, affine=False, track_running_stats=False)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return self.body(self.standardise(x.reshape(b * c, 1, h, w)).reshape(b, c, h, w))
+
+
 class DigitClassifier(nn.Module):
     """Feature extractor F and label classifier C: what every method trains and what prediction uses.
 
     forward(x): x (B, C, 28, 28) normalised per domain -> (B, 10) logits; ``extractor(x)`` gives F(x).
-    A method's own parts (a domain discriminator, a teacher) live in the method, not here.
+    ``instance_norm``: standardise each input image first (:class:`InstanceStandardised`). A method's own
+    parts (a domain discriminator, a teacher) live in the method, not here.
     """
 
-    def __init__(self, network: str, in_channels: int = 3) -> None:
+    def __init__(self, network: str, in_channels: int = 3, instance_norm: bool = False) -> None:
         super().__init__()
-        self.extractor = make_extractor(network, in_channels)
+        extractor = make_extractor(network, in_channels)
+        self.extractor = InstanceStandardised(extractor) if instance_norm else extractor
         self.classifier = label_classifier(self.extractor.features)
 
     def forward(self, x):

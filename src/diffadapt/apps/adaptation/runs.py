@@ -247,7 +247,7 @@ def load_run(path: str | Path) -> LoadedRun:
     folder = run_folders(path)[0]
     document, config = read_run_document(folder)
     source = folder / CONFIG_FILE
-    model = DigitClassifier(config.network, config.channels)
+    model = DigitClassifier(config.network, config.channels, config.instance_norm)
     weights, _ = load_weights(folder / WEIGHTS_FILE)
     if document.get("format", 1) == 1:
         # The first release kept DANN's domain discriminator inside the classifier; prediction never used it.
