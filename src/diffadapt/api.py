@@ -45,6 +45,14 @@ def _as_output(images: np.ndarray, as_pil: bool) -> np.ndarray | list[Image.Imag
     return [Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image) for image in images]
 
 
+def _whole_number(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int when it is a whole number in low..high (a numpy integer too, never a bool), else
+    InputError naming the argument: the rule the CLI's options follow."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= int(value) <= high:
+        raise InputError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
+    return int(value)
+
+
 @dataclass
 class DigitModel:
     """A class-conditional digit model ready to sample (the shipped one, a ``digits train`` run, or an
@@ -67,11 +75,14 @@ class DigitModel:
         method / steps / eta / spacing / guidance / guidance_interval default to the checkpoint's sampling defaults
         (``sampling_defaults``); ``seed`` fixes the initial and per-step noise.
         """
-        classes = [digits] if isinstance(digits, int) else list(digits)
-        if not classes or any(not isinstance(d, int) or not 0 <= d < NUM_CLASSES for d in classes):
-            raise InputError(f"digits must be whole numbers in 0..9, got {digits!r}")
-        if not 1 <= n <= 100_000:
-            raise InputError(f"n must be in 1..100000, got {n}")
+        single = isinstance(digits, (int, np.integer)) and not isinstance(digits, (bool, np.bool_))
+        if not single and (isinstance(digits, (str, bytes, bool, np.bool_)) or not isinstance(digits, (Sequence, np.ndarray))):
+            raise InputError(f"digits must be a whole number in 0..9 or a sequence of them, got {digits!r}")
+        classes = [_whole_number("digits", d, 0, NUM_CLASSES - 1) for d in ([digits] if single else list(digits))]
+        if not classes:
+            raise InputError("digits must name at least one digit, got an empty sequence")
+        n = _whole_number("n", n, 1, 100_000)
+        seed = _whole_number("seed", seed, 0, 2**31 - 1)
         sampler = self.loaded.sampler(method, steps, eta, spacing)
         labels = torch.tensor(classes).repeat_interleave(n)
         cfg = self.loaded.model_config

@@ -156,3 +156,14 @@ def test_a_kept_teacher_is_its_own_table_row_and_both_networks_are_reported(run_
     code, _, err = run_cli("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "dann", "--final-weights", "teacher",
                            "--out", tmp_path / "no")
     assert code == 2 and "final_weights teacher needs method fixmatch" in err and not (tmp_path / "no").exists()
+
+
+def test_table_counts_each_seed_folder_once_and_escapes_cells(run_cli, runs, tmp_path):
+    """The same run given twice, or a run and its own seed folder, is one seed; a | in a name stays in its cell."""
+    from diffadapt.apps.adaptation.table import collect, render
+
+    once = collect([runs / "dann"])
+    assert collect([runs / "dann", runs / "dann", runs / "dann" / "seed1", str(runs / "dann") + "/"]) == once
+    markdown, _ = render({("DANN (a|b)", "MNIST-M -> x|y"): [0.5, 0.7]})
+    header, _, row = markdown.splitlines()
+    assert header == "| target accuracy | MNIST-M -> x\\|y |" and row.startswith("| DANN (a\\|b) | 0.600 ± ")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-STEPS = "150"
+STEPS = "100"
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,34 @@ def test_bad_folders_are_refused_with_nothing_written(run_cli, trained, tmp_path
     assert code == 2 and "need --adapt" in err
     code, _, err = run_cli("adapt", "predict", one, tmp_path / "p.csv", "--ckpt", run, "--adapt", "--adapt-steps", "0")
     assert code == 2 and "steps" in err
+
+
+@pytest.mark.parametrize("stats", [{"mean": [0.5, 0.5, 0.5], "std": [1e-30, 0.2, 0.2]}, {"mean": [1e6, 0.5, 0.5], "std": [0.2, 0.2, 0.2]},
+                                   {"mean": [0.5, 0.5, 0.5], "std": [50.0, 0.2, 0.2]}])
+def test_hostile_statistics_in_a_run_are_refused(run_cli, trained, tmp_path, stats):
+    """A run folder whose stored normalisation would blow every input up to one label is refused, exit 2."""
+    import shutil
+
+    run, folder, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    document = json.loads((copy / "seed0" / "config.json").read_text())
+    document["target"]["stats"] = stats
+    (copy / "seed0" / "config.json").write_text(json.dumps(document))
+    code, _, err = run_cli("adapt", "predict", folder, tmp_path / "p.csv", "--ckpt", copy)
+    assert code == 2 and "domain statistics" in err and "config.json" in err and not (tmp_path / "p.csv").exists()
+
+
+def test_overflowing_weights_are_refused_not_predicted(run_cli, trained, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run, folder, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    weights = load_file(copy / "seed0" / "model.safetensors")
+    weights = {k: (v * 1e30 if v.is_floating_point() and "weight" in k else v) for k, v in weights.items()}
+    save_file(weights, copy / "seed0" / "model.safetensors", metadata={"kind": "diffadapt/digit-adaptation"})
+    code, _, err = run_cli("adapt", "predict", folder, tmp_path / "p.csv", "--ckpt", copy)
+    assert code == 2 and "not finite" in err and not (tmp_path / "p.csv").exists()

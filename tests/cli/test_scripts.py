@@ -69,6 +69,20 @@ def test_hw2_3_picks_the_model_from_the_folder_name(tmp_path, target):
     assert rows[0] == ["image_name", "label"] and [r[0] for r in rows[1:]] == ["00001.png", "00002.png", "00003.png"]
 
 
+def test_hw2_3_adapts_when_asked_and_writes_the_estimate(tmp_path):
+    folder = tmp_path / "usps" / "data"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i:05d}.png")
+    result = run_script("hw2_3.sh", folder, tmp_path / "pred.csv", "--adapt")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "adapted to the folder" in result.stdout and "label-free accuracy estimate" in result.stdout
+    assert len(list(csv.reader(open(tmp_path / "pred.csv")))) == 41 and (tmp_path / "pred.estimate.json").is_file()
+    bad = run_script("hw2_3.sh", folder, tmp_path / "other.csv", "--adpat")
+    assert bad.returncode == 2 and "usage" in bad.stderr and not (tmp_path / "other.csv").exists()
+
+
 def test_hw2_3_unknown_domain(tmp_path):
     (tmp_path / "mnist").mkdir()
     result = run_script("hw2_3.sh", tmp_path / "mnist", tmp_path / "pred.csv")

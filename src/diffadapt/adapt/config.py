@@ -130,7 +130,7 @@ class FolderAdaptConfig(Settings):
     """Adapting a run to one folder (``adapt predict --adapt``). The defaults were chosen on the embedded
     pairs only, never on a real target's labels (benchmarks/RESULTS.md, "Adapting to the user's folder")."""
 
-    method: FolderMethod = described("fixmatch", "fixmatch: continue the run's FixMatch with a labelled source; shot: source-free")
+    method: FolderMethod = described("shot", "shot: source-free (SHOT); fixmatch: continue the run's FixMatch with a labelled source")
     steps: int = number(400, at_least=1, at_most=100_000, help="training steps on the folder (the time does not grow with its size)")
     batch_size: int = number(64, at_least=2, at_most=4096, help="folder images (and source images) per step")
     lr: float = number(0.01, above=0.0, at_most=10.0, help="starting learning rate, annealed as in the run")

@@ -46,6 +46,10 @@ class DomainStats:
             raise InputError(f"domain statistics must have {channels} values each, got {tuple(mean.shape)} and {tuple(std.shape)}", source)
         if not bool(torch.isfinite(mean).all() and torch.isfinite(std).all()) or bool((std <= 0).any()):
             raise InputError("domain statistics must be finite, with a positive std", source)
+        # Statistics of pixels in [0, 1]: a mean outside it or a std outside [1e-3, 1] (of() clamps at 1e-3) is
+        # not a domain's, and would blow every input up to one predicted label.
+        if bool(((mean < 0) | (mean > 1)).any()) or bool(((std < 1e-3) | (std > 1)).any()):
+            raise InputError("domain statistics must be of pixels in [0, 1]: mean in 0..1, std in 0.001..1", source)
         return cls(mean, std)
 
 

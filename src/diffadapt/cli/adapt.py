@@ -52,6 +52,11 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
 
+    p = add_command(commands, "calibrate", run_calibrate,
+                    "Fit a run's label-free accuracy estimate on its source's val split (for runs saved without one).")
+    p.add_argument("run")
+    p.add_argument("--source", default=None, help="the labelled source (default: the spec the run was trained from)")
+
     p = add_command(commands, "table", run_table, "Print and write the report's table (markdown and CSV), mean ± std over seeds.")
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default=".", help="folder for adaptation_table.md and .csv")
@@ -103,6 +108,15 @@ def run_predict(args: argparse.Namespace) -> int:
     saved = f"; adapted model kept in {prediction.saved_run}" if prediction.saved_run else ""
     print(f"wrote {prediction.rows} predictions to {args.out_csv}{adapted}{saved}")
     print(prediction.summary())
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from diffadapt.apps.adaptation.runs import recalibrate
+
+    for folder, calibration in recalibrate(args.run, args.source):
+        print(f"{folder}: ATC threshold {calibration.threshold:.4f} on {calibration.images} {calibration.fit_on} images "
+              f"(accuracy {calibration.source_val_accuracy:.4f})")
     return 0
 
 

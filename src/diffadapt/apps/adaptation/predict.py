@@ -119,7 +119,7 @@ def predict_images(
     if adapt is None:
         stats = run.target_stats if normalisation == "target" else DomainStats.of(data)
         logits = predict_logits(run.model.to(device), data.images.to(device), stats.to(device)).cpu()
-        return FolderPrediction(logits, run.model, stats, run_calibration(run))
+        return FolderPrediction(_finite(logits, run), run.model, stats, run_calibration(run))
     stats = DomainStats.of(data)  # adapting is transductive: the folder's own statistics, always
     source = adaptation_source(run, adapt_source)
     source_stats = DomainStats.of(source.train)
@@ -128,7 +128,14 @@ def predict_images(
     seconds = time.perf_counter() - start
     calibration = calibrate(model, source.val.to(device), source_stats.to(device), f"source val ({source.spec}) after adapting")
     logits = predict_logits(model, data.images.to(device), stats.to(device)).cpu()
-    return FolderPrediction(logits, model, stats, calibration, seconds, source)
+    return FolderPrediction(_finite(logits, run), model, stats, calibration, seconds, source)
+
+
+def _finite(logits: torch.Tensor, run: LoadedRun) -> torch.Tensor:
+    """The logits, unless some are not finite (weights that overflow): then an error naming the weights."""
+    if not bool(torch.isfinite(logits).all()):
+        raise InputError("the model's outputs are not finite on these images (its weights overflow)", run.path / "model.safetensors")
+    return logits
 
 
 def predict_folder(

@@ -189,6 +189,22 @@ def train_runs(
     return results
 
 
+def recalibrate(path: str | Path, source_spec: DomainSource | None = None) -> list[tuple[Path, Calibration]]:
+    """Fit (again) the accuracy estimate's calibration of every seed folder under ``path`` on its source's val
+    split (``source_spec``, default the spec the run was trained from), prepared as in training; rewrites
+    each config.json whole. For runs saved before runs carried a calibration."""
+    done = []
+    for folder in run_folders(path):
+        document, config = read_run_document(folder)
+        run = load_run(folder)
+        source = load_domain(source_spec if source_spec is not None else document["source"]["spec"], config.channels, config.size,
+                             config.source_box)
+        calibration = calibrate(run.model, source.val, run.source_stats, f"source val ({source.domain})")
+        write_json_atomic(folder / CONFIG_FILE, {**document, "calibration": calibration.to_dict()})
+        done.append((folder, calibration))
+    return done
+
+
 SHIPPED_TARGETS = ("usps", "svhn")
 
 

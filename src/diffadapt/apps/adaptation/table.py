@@ -40,8 +40,12 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
     """{(method, scenario): [target val accuracy per seed]} over every seed folder of the given runs."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     order: dict[str, tuple] = {}
+    seen: set[Path] = set()
     for run in runs:
         for folder in run_folders(run):
+            if folder.resolve() in seen:  # the same run given twice, or a run and its own seed folder: counted once
+                continue
+            seen.add(folder.resolve())
             document, config = read_run_document(folder)
             results = document.get("results")
             accuracy = results.get("target_val_accuracy") if isinstance(results, dict) else None
@@ -55,6 +59,11 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
     return dict(sorted(cells.items(), key=lambda kv: order[kv[0][0]]))
 
 
+def markdown_cell(text: str) -> str:
+    """A table cell's text with the characters that would break a markdown row escaped."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
 def cell_text(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f} (1 seed)"
@@ -65,9 +74,9 @@ def render(cells: dict[tuple[str, str], list[float]]) -> tuple[str, str]:
     """(markdown, csv) of the table."""
     methods = list(dict.fromkeys(m for m, _ in cells))
     scenarios = sorted(dict.fromkeys(s for _, s in cells))
-    lines = ["| target accuracy | " + " | ".join(scenarios) + " |", "|---|" + "---|" * len(scenarios)]
+    lines = ["| target accuracy | " + " | ".join(map(markdown_cell, scenarios)) + " |", "|---|" + "---|" * len(scenarios)]
     for method in methods:
-        lines.append(f"| {method} | " + " | ".join(cell_text(cells[(method, s)]) if (method, s) in cells else "-" for s in scenarios) + " |")
+        lines.append(f"| {markdown_cell(method)} | " + " | ".join(cell_text(cells[(method, s)]) if (method, s) in cells else "-" for s in scenarios) + " |")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["method", "scenario", "mean", "std", "seeds", "values"])
