@@ -128,7 +128,7 @@ def preset(recipe: str, method: str, **overrides: Any) -> AdaptConfig:
 @dataclass
 class FolderAdaptConfig(Settings):
     """Adapting a run to one folder (``adapt predict --adapt``). The defaults were chosen on the embedded
-    pairs only, never on a real target's labels (benchmarks/RESULTS.md, "Adapting to the user's folder")."""
+    pairs only, never on a real target's labels (benchmarks/RESULTS.md, "Adaptation that holds on data it has never seen")."""
 
     method: FolderMethod = described("shot", "shot: source-free (SHOT); fixmatch: continue the run's FixMatch with a labelled source")
     steps: int = number(400, at_least=1, at_most=100_000, help="training steps on the folder (the time does not grow with its size)")

@@ -9,7 +9,7 @@ ICLR 2022).
 
 The threshold is the only thing fit, on source images; target labels are never read. The estimate is as good
 as "the share of confident target images tracks accuracy", which fails for shifts that make the model
-confidently wrong: its measured error per pair is in benchmarks/RESULTS.md ("A label-free accuracy estimate").
+confidently wrong: its measured error per pair is in benchmarks/RESULTS.md ("Adaptation that holds on data it has never seen").
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def register(families: argparse._SubParsersAction) -> None:
     for name in FOLDER_ADAPT_SETTINGS:
         add_setting(p, "--adapt-" + name.replace("_", "-"), FolderAdaptConfig, name, dest="adapt_" + name)
     p.add_argument("--adapt-source", default=None,
-                   help="labelled source for --adapt-method fixmatch (default: the embedded domain of the run's source)")
+                   help="labelled source beside --adapt: fixmatch trains on it, the estimate is refit on its val split (default: the embedded domain of the run's source)")
     p.add_argument("--save-adapted", default=None, metavar="RUN", help="keep the adapted model as a run folder RUN/seed{S}/")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")

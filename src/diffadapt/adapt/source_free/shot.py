@@ -15,6 +15,10 @@ hidden layers, batch norm included) is trained on target images x alone:
 The centroids are recomputed from every target image at the start of each pass over the folder
 (:meth:`SHOT.refresh`); within a pass a batch's pseudo-labels are the nearest centroids of its own current
 features (detached), which needs no per-image index. No label is read: the target images arrive unlabelled.
+
+Used by ``adapt predict --adapt`` (adapt/transductive.py). Reproduce (numbers in benchmarks/RESULTS.md):
+    python benchmarks/bench_adapt_folder.py --run default-usps --folder usps-val=USPS16_TRAIN_NPZ:val --variants plain,shot
+    python benchmarks/bench_adapt_folder.py --run default-svhn --folder svhn-like=svhn:val --variants plain,shot,fixmatch
 """
 
 from __future__ import annotations

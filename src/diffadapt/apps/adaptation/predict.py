@@ -70,14 +70,12 @@ def estimate_path_for(out_csv: str | Path) -> Path:
 
 
 def adaptation_source(run: LoadedRun, spec: DomainSource | None) -> DomainData:
-    """The labelled source that ``fixmatch`` folder adaptation trains beside the folder: ``spec``, or by
-    default the embedded domain of the run's source (prepared as the run prepares its source)."""
+    """The labelled source beside a folder adaptation (FixMatch trains on it; both methods refit the estimate
+    on its val split): ``spec``, or by default the embedded domain of the run's source, which ships with the
+    package, else the source the run was trained from. Prepared as the run prepares its source."""
     if spec is None:
         domain = run.document["source"]["domain"]
-        if domain not in EMBEDDED_DOMAINS:
-            raise InputError(f"the run's source domain {domain!r} is not embedded ({', '.join(EMBEDDED_DOMAINS)}); "
-                             "give a labelled source for --adapt, or adapt with the source-free method shot")
-        spec = domain
+        spec = domain if domain in EMBEDDED_DOMAINS else run.document["source"]["spec"]
     return load_domain(spec, run.config.channels, run.config.size, run.config.source_box)
 
 
