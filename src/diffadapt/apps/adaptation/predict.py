@@ -81,16 +81,17 @@ def adaptation_source(run: LoadedRun, spec: DomainSource | None) -> DomainData:
 
 def run_calibration(run: LoadedRun) -> Calibration:
     """The run's saved calibration, or for runs saved before there was one, a fit on the val split of the
-    embedded domain of its source (a stand-in for its own source val, and said so in ``fit_on``)."""
+    source :func:`adaptation_source` finds (the embedded domain of its source is a stand-in for its own source
+    val, and ``fit_on`` says which)."""
     saved = run.document.get("calibration")
     if saved is not None:
         return Calibration.from_dict(saved, run.path / CONFIG_FILE)
-    domain = run.document["source"]["domain"]
-    if domain not in EMBEDDED_DOMAINS:
-        raise InputError(f"the run has no calibration for the accuracy estimate and its source {domain!r} is not embedded; "
-                         "retrain it with this version", run.path / CONFIG_FILE)
-    source = load_domain(domain, run.config.channels, run.config.size, run.config.source_box)
-    return calibrate(run.model, source.val, run.source_stats, f"embedded {domain} val (the run has no calibration of its own)")
+    try:
+        source = adaptation_source(run, None)
+    except InputError as exc:
+        raise InputError(f"the run has no calibration for the accuracy estimate and its source cannot be read ({exc}); "
+                         "fit one with: diffadapt adapt calibrate RUN --source SRC", run.path / CONFIG_FILE) from None
+    return calibrate(run.model, source.val, run.source_stats, f"{source.spec} val (the run has no calibration of its own)")
 
 
 @dataclass
