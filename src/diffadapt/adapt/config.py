@@ -17,14 +17,14 @@ from typing import Any, Literal, get_args
 from diffadapt.errors import InputError
 from diffadapt.settings import Settings, described, number
 
-Method = Literal["source", "target", "dann", "cdan", "fixmatch"]
+Method = Literal["source", "target", "dann", "cdan", "fixmatch", "vada"]
 Recipe = Literal["report", "matched"]
 Network = Literal["cnn3", "lenet", "wide"]
 Frame = Literal["fill", "match"]
 Selection = Literal["last", "source-val", "target-val-oracle"]
 FinalWeights = Literal["student", "teacher"]
 TargetPool = Literal["train", "all"]
-FolderMethod = Literal["fixmatch", "shot"]
+FolderMethod = Literal["fixmatch", "shot", "dirtt"]
 FOLDER_METHODS: tuple[str, ...] = get_args(FolderMethod)
 
 METHODS: tuple[str, ...] = get_args(Method)
@@ -42,7 +42,7 @@ LEGACY_NAMES = {"recipe": {"ours": "matched"}, "network": {"report": "cnn3"}}
 class AdaptConfig(Settings):
     """One adaptation run. Every field has one default here; recipes override a few (see :func:`preset`)."""
 
-    method: Method = described("dann", "source / target (baselines), dann, cdan, fixmatch")
+    method: Method = described("dann", "source / target (baselines), dann, cdan, fixmatch, vada")
     recipe: Recipe = described("report", "named settings: report (the founding report's) or matched")
     network: Network = described("cnn3", "feature extractor: cnn3 (the report's), lenet, wide")
     epochs: int = number(100, at_least=1, at_most=100_000, help="passes over the labelled training split")
@@ -62,6 +62,10 @@ class AdaptConfig(Settings):
     unlabelled_weight: float = number(1.0, at_least=0.0, at_most=100.0, help="fixmatch: weight of the pseudo-label loss")
     teacher_decay: float = number(0.99, at_least=0.0, below=1.0, help="fixmatch: EMA decay of the teacher that makes pseudo-labels (0: the model itself)")
     align_distribution: bool = described(True, "fixmatch: align target predictions with the source class frequencies (AdaMatch)")
+    domain_weight: float = number(0.01, at_least=0.0, at_most=10.0, help="vada: lambda_d, the constant weight of the domain-adversarial term")
+    source_vat_weight: float = number(1.0, at_least=0.0, at_most=100.0, help="vada: lambda_s, the weight of virtual adversarial training on the source")
+    target_weight: float = number(0.01, at_least=0.0, at_most=100.0, help="vada: lambda_t, the weight of target conditional entropy plus target VAT")
+    vat_radius: float = number(3.5, above=0.0, at_most=100.0, help="vada and the folder's dirtt: epsilon, the radius of the virtual adversarial perturbation (normalised pixels, per image)")
     final_weights: FinalWeights = described("student", "fixmatch: the weights a run keeps: the trained model (student) or its EMA teacher (label-free)")
     target_pool: TargetPool = described("train", "unlabelled target images: train (val held out) or all (val too, without labels: val accuracy is then transductive)")
     size: int = number(28, at_least=8, at_most=256, help="image side the network sees")
@@ -130,8 +134,9 @@ class FolderAdaptConfig(Settings):
     """Adapting a run to one folder (``adapt predict --adapt``). The defaults were chosen on the embedded
     pairs only, never on a real target's labels (benchmarks/RESULTS.md, "Adaptation that holds on data it has never seen")."""
 
-    method: FolderMethod = described("shot", "shot: source-free (SHOT); fixmatch: continue the run's FixMatch with a labelled source")
+    method: FolderMethod = described("shot", "shot: source-free (SHOT); fixmatch: continue the run's FixMatch with a labelled source; dirtt: source-free (DIRT-T's refinement)")
     steps: int = number(400, at_least=1, at_most=100_000, help="training steps on the folder (the time does not grow with its size)")
     batch_size: int = number(64, at_least=2, at_most=4096, help="folder images (and source images) per step")
     lr: float = number(0.01, above=0.0, at_most=10.0, help="starting learning rate, annealed as in the run")
     seed: int = number(0, at_least=0, below=2**31, help="fixes the batch order and the augmentation")
+    proximal_weight: float = number(1.0, at_least=0.0, at_most=1000.0, help="dirtt: beta, the weight of the KL to the teacher renewed every pass")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffadapt.adapt.modules.networks import DigitClassifier
+from diffadapt.adapt.stats import DomainStats
 
 
 @dataclass
@@ -26,13 +27,14 @@ class Batch:
     """One step's images, normalised per domain (and augmented as the recipe says).
 
     Attributes:
-        x_source: (B, C, H, W) labelled images (the target's in the ``target`` baseline).
-        y_source: (B,) int64 labels in 0..9.
+        x_source: (B, C, H, W) labelled images (the target's in the ``target`` baseline), or None when the
+            method needs none (a source-free one).
+        y_source: (B,) int64 labels in 0..9 (unused when x_source is None).
         x_target: (B, C, H, W) unlabelled target images (weak view), or None when the method needs none.
         x_target_strong: (B, C, H, W) a strongly augmented view of the same target images, or None.
     """
 
-    x_source: torch.Tensor
+    x_source: torch.Tensor | None
     y_source: torch.Tensor
     x_target: torch.Tensor | None = None
     x_target_strong: torch.Tensor | None = None
@@ -55,12 +57,18 @@ class AdaptationMethod(nn.Module):
     """Base class: ``forward(model, batch, schedule) -> (loss, metrics)``; metrics are 0-d tensors named in
     ``metric_names``, averaged per epoch by the trainer."""
 
+    needs_source: bool = True  # the batch carries labelled images (False: source-free)
     needs_target: bool = False  # the batch carries unlabelled target images
     needs_strong_view: bool = False  # ... and a strongly augmented view of them
     metric_names: tuple[str, ...] = ("loss", "source_accuracy")
 
     def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def refresh(self, model: DigitClassifier, images: torch.Tensor, stats: DomainStats, step: int, steps_per_pass: int) -> None:
+        """Called before every step of a folder adaptation (adapt/transductive.py) with all the folder's uint8
+        (N, C, H, W) images: a method that keeps state of the whole folder (SHOT's centroids, DIRT-T's teacher)
+        renews it here at the start of each pass."""
 
     @torch.no_grad()
     def after_step(self, model: DigitClassifier) -> None:

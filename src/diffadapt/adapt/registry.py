@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from diffadapt.adapt.alignment.cdan import CDAN
 from diffadapt.adapt.alignment.dann import DANN
+from diffadapt.adapt.alignment.vada import VADA
 from diffadapt.adapt.config import AdaptConfig
 from diffadapt.adapt.methods import AdaptationMethod, SupervisedOnly
 from diffadapt.adapt.modules.networks import DigitClassifier
@@ -22,4 +23,6 @@ def make_method(config: AdaptConfig, model: DigitClassifier) -> AdaptationMethod
         return CDAN(features, config.entropy_weight, config.domain_dropout)
     if config.method == "fixmatch":
         return FixMatch(model, config.confidence, config.unlabelled_weight, config.teacher_decay, config.align_distribution)
+    if config.method == "vada":
+        return VADA(features, config.domain_weight, config.source_vat_weight, config.target_weight, config.vat_radius)
     raise ValueError(f"no method module for {config.method!r}")

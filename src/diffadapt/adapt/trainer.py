@@ -134,11 +134,14 @@ def training_step(
     config: AdaptConfig, model: DigitClassifier, method: AdaptationMethod, optimizer: TensorSGD, schedule: Schedule,
     x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, labelled_stats: DomainStats, target_stats: DomainStats,
 ) -> dict[str, torch.Tensor]:
-    """One step on uint8 batches x (labelled) and xt (target): normalise, augment as the recipe says, the
-    method's loss, backward, SGD. Every op is a fixed-shape device op (capturable as a CUDA graph)."""
-    x = normalise(x, labelled_stats)
-    if config.augment:
-        x = augment.weak(x)
+    """One step on uint8 batches x (labelled; unread by a source-free method) and xt (target): normalise,
+    augment as the recipe says, the method's loss, backward, SGD. Every op is a fixed-shape device op
+    (capturable as a CUDA graph)."""
+    labelled = None
+    if method.needs_source:
+        labelled = normalise(x, labelled_stats)
+        if config.augment:
+            labelled = augment.weak(labelled)
     target, target_strong = None, None
     if method.needs_target:
         target = normalise(xt, target_stats)
@@ -146,7 +149,7 @@ def training_step(
             target_strong = augment.strong(target)
         if config.augment:
             target = augment.weak(target)
-    loss, metrics = method(model, Batch(x, y, target, target_strong), schedule)
+    loss, metrics = method(model, Batch(labelled, y, target, target_strong), schedule)
     loss.backward()
     optimizer.step()
     method.after_step(model)

@@ -8,8 +8,10 @@ a trained run on them without labels:
   with the package) so that the classes keep their meaning; the teacher starts as the trained model.
 - ``shot``: source-free (source_free/shot.py): the label classifier's last layer frozen, the rest trained
   on the folder alone with information maximisation and clustering pseudo-labels.
+- ``dirtt``: source-free (source_free/dirtt.py): DIRT-T's refinement, conditional entropy and virtual
+  adversarial training on the folder with a proximal pull towards a teacher renewed every pass.
 
-Both run a fixed number of steps, so the time does not grow with the folder; the learning rate follows the
+All run a fixed number of steps, so the time does not grow with the folder; the learning rate follows the
 run's annealing from :attr:`FolderAdaptConfig.lr`. Nothing here reads a label of the folder: its images come
 in as :class:`TensorImages` whose labels are replaced by -1 before the first step.
 """
@@ -22,10 +24,11 @@ from dataclasses import replace
 import torch
 
 from diffadapt.adapt.config import AdaptConfig, FolderAdaptConfig
-from diffadapt.adapt.methods import Schedule
+from diffadapt.adapt.methods import AdaptationMethod, Schedule
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.optim import TensorSGD, annealed_lr
 from diffadapt.adapt.registry import make_method
+from diffadapt.adapt.source_free.dirtt import DIRTT
 from diffadapt.adapt.source_free.shot import SHOT
 from diffadapt.adapt.stats import DomainStats
 from diffadapt.adapt.trainer import BatchPlan, training_step, unlabelled
@@ -45,27 +48,29 @@ def adapt_to_folder(
     in eval mode; ``model`` itself is left as it was.
 
     ``source``/``source_stats``: labelled images for ``fixmatch`` (prepared as the run's source), unused by
-    ``shot``. The result is the same for the same seed on one device.
+    the source-free ``shot`` and ``dirtt``. The result is the same for the same seed on one device.
     """
     if len(folder) < MIN_FOLDER_IMAGES:
         raise InputError(f"adapting needs at least {MIN_FOLDER_IMAGES} images, the folder has {len(folder)}")
     folder = unlabelled(folder).to(device)
     torch.manual_seed(config.seed)
     adapted = copy.deepcopy(model).to(device).train()
-    batch_size = config.batch_size
+    method_config = replace(run_config, method="fixmatch")  # its augmentation switches; fixmatch's own settings
+    method: AdaptationMethod
     if config.method == "shot":
-        method: torch.nn.Module = SHOT(adapted)
-        labelled, labelled_stats = folder, folder_stats  # SHOT's loss reads only the target view
-        batch_size = min(batch_size, len(folder))
-        method_config = replace(run_config, method="fixmatch")  # for training_step's augmentation switches only
+        method = SHOT(adapted)
+    elif config.method == "dirtt":
+        method = DIRTT(adapted, config.proximal_weight, run_config.vat_radius)
     else:
         if source is None or source_stats is None:
             raise InputError("fixmatch adaptation needs a labelled source")
         if len(source) < config.batch_size:
             raise InputError(f"the source has {len(source)} images, fewer than one batch of {config.batch_size}")
-        method_config = replace(run_config, method="fixmatch")
         method = make_method(method_config, adapted)
-        labelled, labelled_stats = source.to(device), source_stats
+    if method.needs_source:
+        labelled, labelled_stats, batch_size = source.to(device), source_stats, config.batch_size  # type: ignore[union-attr]
+    else:  # the plan still draws a labelled order; training_step never reads it
+        labelled, labelled_stats, batch_size = folder, folder_stats, min(config.batch_size, len(folder))
     method = method.to(device).train()
     parameters = [p for p in [*adapted.parameters(), *method.parameters()] if p.requires_grad]
     optimizer = TensorSGD(parameters, run_config.momentum, run_config.weight_decay, device)
@@ -78,8 +83,7 @@ def adapt_to_folder(
         optimizer.lr.fill_(annealed_lr(config.lr, p, run_config.lr_alpha, run_config.lr_beta))
         schedule.progress.fill_(p)
         index_l, index_t = plan.indices(step)
-        if isinstance(method, SHOT):
-            method.refresh(adapted, folder.images, folder_stats, step, plan.steps_per_epoch)
+        method.refresh(adapted, folder.images, folder_stats, step, plan.steps_per_epoch)
         optimizer.zero_grad()
         training_step(method_config, adapted, method, optimizer, schedule, labelled.images[index_l], labelled.labels[index_l],
                       folder.images[index_t], labelled_stats, folder_stats)

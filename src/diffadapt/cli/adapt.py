@@ -11,13 +11,14 @@ from diffadapt.cli.common import add_command, add_family, add_setting, given, pa
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
                   "unlabelled_weight", "teacher_decay", "align_distribution", "final_weights",
-                  "eval_every", "selection", "weight_decay", "target_pool", "instance_norm")
+                  "eval_every", "selection", "weight_decay", "target_pool", "instance_norm",
+                  "domain_weight", "source_vat_weight", "target_weight", "vat_radius")
 
-FOLDER_ADAPT_SETTINGS = ("method", "steps", "batch_size", "lr", "seed")  # FolderAdaptConfig fields, as --adapt-NAME
+FOLDER_ADAPT_SETTINGS = ("method", "steps", "batch_size", "lr", "seed", "proximal_weight")  # FolderAdaptConfig fields, as --adapt-NAME
 
 
 def register(families: argparse._SubParsersAction) -> None:
-    commands = add_family(families, "adapt", "Unsupervised domain adaptation between digit domains (DANN, CDAN+E, FixMatch, baselines).")
+    commands = add_family(families, "adapt", "Unsupervised domain adaptation between digit domains (DANN, CDAN+E, FixMatch, VADA, baselines).")
 
     p = add_command(commands, "train", run_train, "Train one method (or a baseline), one run per seed.")
     p.add_argument("--source", required=True, help="labelled source domain (path or embedded name)")

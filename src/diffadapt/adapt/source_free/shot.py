@@ -67,6 +67,7 @@ def hidden_features(model: DigitClassifier, x: torch.Tensor) -> torch.Tensor:
 class SHOT(AdaptationMethod):
     """The objective above. Freezes ``model.classifier[-1]`` (h) on construction; holds the centroids."""
 
+    needs_source = False
     needs_target = True
     metric_names = ("loss", "entropy", "diversity", "pseudo_label_loss")
 

@@ -20,7 +20,7 @@ from diffadapt.errors import InputError
 from diffadapt.io import check_output_files, write_text_atomic
 from diffadapt.settings import is_finite_number
 
-METHOD_TITLES = {"source": "trained on source", "target": "trained on target", "dann": "DANN", "cdan": "CDAN+E", "fixmatch": "FixMatch"}
+METHOD_TITLES = {"source": "trained on source", "target": "trained on target", "dann": "DANN", "cdan": "CDAN+E", "fixmatch": "FixMatch", "vada": "VADA"}
 SELECTION_NOTES = {"last": "", "source-val": ", source-val selection", "target-val-oracle": ", oracle: target-val selection"}
 
 
