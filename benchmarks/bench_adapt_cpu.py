@@ -35,7 +35,7 @@ def main() -> None:
     source, target, framed = load_pair(str(require("mnistm28.npz")), str(require("usps16_train.npz")), preset("matched", "dann"))
     subset = first(source.train, args.steps * args.batch_size)
     rows, per_step = [], {}
-    for method in ("source", "dann", "cdan", "fixmatch"):
+    for method in ("source", "dann", "cdan", "fixmatch", "vada"):
         config = replace(preset("matched", method, epochs=1, batch_size=args.batch_size), source_box=framed.source_box, target_box=framed.target_box)
         result = train_adaptation(config, subset, first(source.val, 512), target.train, first(target.val, 512), torch.device("cpu"), progress=False)
         per_step[method] = result.train_seconds / result.steps

@@ -61,7 +61,7 @@ def test_adapting_reads_no_labels_and_is_fixed_by_its_seed(run_cli, trained, tmp
     assert outputs[3] != outputs[0]  # another seed is another run
 
 
-@pytest.mark.parametrize("method", ["shot", "fixmatch"])
+@pytest.mark.parametrize("method", ["shot", "fixmatch", "dirtt"])
 def test_adapting_beats_the_model_as_trained_on_a_known_shift(run_cli, trained, tmp_path, method):
     run, folder, labels = trained
     assert run_cli("adapt", "predict", folder, tmp_path / "plain.csv", "--ckpt", run, "--normalise", "folder")[0] == 0

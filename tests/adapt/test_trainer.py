@@ -38,7 +38,7 @@ def permuted(data: TensorImages) -> TensorImages:
     return TensorImages(data.images, data.labels[order], data.domain)
 
 
-@pytest.mark.parametrize("method", ["dann", "cdan", "fixmatch", "source"])
+@pytest.mark.parametrize("method", ["dann", "cdan", "fixmatch", "vada", "source"])
 def test_target_labels_are_never_read(domains, method):
     source, target = domains
     config = small(method)
