@@ -172,3 +172,43 @@ def test_guidance_defaults_come_from_the_checkpoint(tiny_run):
     assert loaded.guidance(4.0) == Guidance(4.0, (10, 50))
     assert loaded.guidance(None, "all") == Guidance(2.5)
     assert loaded.guidance(None, (0, 99)) == Guidance(2.5, (0, 99))
+
+
+def untrained_run(run_dir, **model) -> None:
+    """A valid digit run folder of another shape (class count, channels), weights as initialised."""
+    from diffadapt.diffusion.checkpoint import DIGITS_KIND, save_checkpoint
+    from diffadapt.diffusion.schedule import ScheduleConfig
+    from diffadapt.diffusion.unet import ConditionalUNet
+    from tests.diffusion.helpers import tiny_config
+
+    config = tiny_config(**model)
+    torch.manual_seed(0)
+    document = {"kind": DIGITS_KIND, "model": config.to_dict(), "schedule": ScheduleConfig(100, 1e-3, 0.2).to_dict(),
+                "sampling": {"method": "ddim", "steps": 3}, "step": 0}
+    save_checkpoint(run_dir, document, ConditionalUNet(config).state_dict(), None)
+
+
+def test_a_model_of_fewer_classes_is_refused_before_any_work_naming_the_key(run_cli, tmp_path):
+    """Digits it has no class for (label num_classes is its null class) must not be drawn, silently or not."""
+    untrained_run(tmp_path / "five", num_classes=5)
+    for args in (("digits", "generate", tmp_path / "out", "--per-class", "1"), ("digits", "grid", tmp_path / "grid.png"),
+                 ("digits", "reverse", tmp_path / "r.png", "--digit", "5"), ("faces", "eta-grid", tmp_path / "eta.png", "--digit", "7"),
+                 ("digits", "train", "--init-from", tmp_path / "five", "--data", "mnistm", "--out", tmp_path / "train")):
+        code, _, err = run_cli(*args, *(() if "--init-from" in args else ("--ckpt", tmp_path / "five")))
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and "num_classes is 5" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["five"]  # nothing written
+    assert run_cli("digits", "reverse", tmp_path / "r.png", "--digit", "4", "--ckpt", tmp_path / "five", "--steps", "2")[0] == 0
+
+
+def test_a_gray_model_writes_gray_digits_and_is_scored(run_cli, tmp_path):
+    untrained_run(tmp_path / "gray", channels=1)
+    code, _, err = run_cli("digits", "generate", tmp_path / "out", "--ckpt", tmp_path / "gray", "--per-class", "1", "--steps", "2")
+    assert code == 0, err
+    with Image.open(tmp_path / "out" / "3_001.png") as image:
+        assert image.mode == "L" and image.size == (28, 28)
+    from diffadapt.apps.digits.scoring import score_images
+
+    gray = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8)
+    scores = score_images(gray, np.arange(10), judge="default")
+    assert scores == score_images(gray.expand(-1, 3, -1, -1), np.arange(10), judge="default")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -52,6 +52,7 @@ class LoadedModel:
     device: torch.device
     bf16: bool
     defaults: SamplingDefaults
+    model_file: Path | None = None  # the config.json that declared the network, for errors that name it
 
     @property
     def model_config(self) -> UNetConfig:
@@ -59,6 +60,17 @@ class LoadedModel:
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def check_classes(self, labels: torch.Tensor | Sequence[int]) -> None:
+        """Refuse a class the network was not trained on: label ``num_classes`` is its null (unconditional)
+        class and anything above it indexes past the embedding, so neither may pass as a digit."""
+        classes = self.model_config.num_classes
+        if classes is None:
+            raise InputError("an unconditional model cannot generate digits of a class")
+        labels = torch.as_tensor(labels)
+        if labels.numel() and int(labels.max()) >= classes:
+            raise InputError(f"digit {int(labels.max())} is not a class of this model: its model.num_classes is {classes} "
+                             f"(classes 0..{classes - 1})", self.model_file)
 
     @property
     def sampling_defaults(self) -> dict[str, Any]:
@@ -137,7 +149,8 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
         model = model.to(memory_format=torch.channels_last)
     schedule = LinearSchedule(schedule_config)
     defaults = SamplingDefaults.from_dict(config.get("sampling", {}), sampling_source, "sampling")
-    loaded = LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults)
+    model_file = folder.unet_dir / CONFIG_FILE if config.get("source") == "diffusers folder" else sampling_source
+    loaded = LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults, model_file)
     try:  # the defaults against this schedule's T: a bad interval or step count fails here, naming the file
         loaded.guidance()
         loaded.sampler()

@@ -38,9 +38,8 @@ def sample_digits(
     ``callback(batch_index, t, x)`` sees each batch's reverse process (see ``sampler.Callback``).
     """
     device = loaded.device
+    loaded.check_classes(labels)
     null = loaded.model_config.null_label
-    if null is None:
-        raise InputError("an unconditional model cannot generate digits of a class")
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     indices = list(range(len(labels))) if indices is None else list(indices)

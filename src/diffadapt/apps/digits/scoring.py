@@ -19,12 +19,14 @@ from diffadapt.io import SHIPPED
 
 def score_images(images: torch.Tensor, labels: np.ndarray, classifier: str | Path | None = None, judge: str | Path | None = SHIPPED,
                  real: str | Path | None = None, score_seeds: tuple[int, ...] = (0, 1, 2)) -> DigitScores:
-    """Scores of uint8 (N, 3, 28, 28) images with (N,) labels in 0..9.
+    """Scores of uint8 (N, 3 or 1, 28, 28) images with (N,) labels in 0..9.
 
     classifier: the course's ``Classifier.pth`` (None: no course accuracy); judge: a judge run folder,
     "default" for the shipped one, None for none; real: a labelled source with train and test (or val)
     splits for the classification accuracy score (None: no score).
     """
+    if images.shape[1] == 1:  # a gray model's digits: the classifiers and the judge read RGB, gray is R = G = B
+        images = images.expand(-1, 3, -1, -1)
     course = load_course_classifier(classifier) if classifier else None
     loaded_judge = load_judge(None if str(judge) == SHIPPED else judge) if judge else None
     accuracy_score = None

@@ -70,6 +70,9 @@ def train_digits(
     if init_weights is not None and (train_set.channels, train_set.size[0]) != (model_config.in_channels, model_config.image_size):
         raise InputError(f"the data's {train_set.size[0]}x{train_set.size[0]} images with {train_set.channels} channels do not fit the checkpoint's "
                          f"{model_config.image_size}x{model_config.image_size} x {model_config.in_channels}", data_spec)
+    if init_weights is not None and model_config.num_classes is not None and int(train_set.labels.max()) >= model_config.num_classes:
+        raise InputError(f"the data's labels reach {int(train_set.labels.max())}, but the checkpoint's model.num_classes is "
+                         f"{model_config.num_classes}", init_from)
     if not resume and init_weights is None:
         model_config = UNetConfig(**{"image_size": size or train_set.size[0], "in_channels": train_set.channels, "num_classes": 10, **(model or {})})
     device = device or torch.device("cpu")

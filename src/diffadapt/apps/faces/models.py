@@ -261,6 +261,7 @@ def digit_noise_model(loaded: LoadedModel, digit: int, guidance: Guidance | floa
     null = loaded.model_config.null_label
     if null is None:
         raise InputError("this checkpoint is unconditional; --digit needs a class-conditional digit model")
+    loaded.check_classes([digit])
 
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         labels = torch.full((x.shape[0],), digit, device=x.device, dtype=torch.int64)

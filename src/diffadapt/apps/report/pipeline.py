@@ -20,7 +20,7 @@ from diffadapt.apps.adaptation.runs import load_pair, load_run, run_folders, tra
 from diffadapt.apps.adaptation.table import write_table
 from diffadapt.apps.adaptation.tsne import TSNE_CLASS_FILE, TSNE_DOMAIN_FILE, tsne_figures
 from diffadapt.apps.digits.figures import sample_grid, save_digit_grid, save_reverse_strip
-from diffadapt.apps.digits.generate import generate_images
+from diffadapt.apps.digits.generate import generate_images, graded_labels
 from diffadapt.apps.digits.scoring import score_images
 from diffadapt.apps.faces.figures import eta_grid, interpolation_rows
 from diffadapt.apps.faces.models import (
@@ -79,6 +79,7 @@ def _check_digits_part(config: ReportConfig) -> None:
             raise InputError(f"{keys}: {exc}") from None
 
     loaded = checked("digits.ckpt", lambda: load_model(None if part.ckpt == SHIPPED else part.ckpt))
+    checked("digits.ckpt", lambda: loaded.check_classes(graded_labels(1)))
     interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
     checked("digits.guidance / digits.guidance_interval", lambda: loaded.guidance(part.guidance, interval))
     checked("digits.method / digits.steps / digits.eta / digits.spacing",
