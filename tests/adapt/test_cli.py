@@ -120,6 +120,39 @@ def test_table_refuses_results_that_are_not_an_object_of_numbers(run_cli, runs, 
     assert code == 2 and "results.target_val_accuracy" in err and not (tmp_path / "table").exists()
 
 
+def test_table_refuses_a_copied_run_that_would_count_each_seed_twice(run_cli, runs, tmp_path):
+    """``cp -r dann copy``: other paths, the same seeds of the same method on the same pair; refused, naming both."""
+    copy = tmp_path / "copy"
+    shutil.copytree(runs / "dann", copy)
+    for runs_given in ((runs / "dann", copy), (runs / "dann", copy / "seed1")):
+        code, out, err = run_cli("adapt", "table", *runs_given, "--out", tmp_path / "table")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert str(runs / "dann" / "seed") in err and str(copy / "seed") in err and "also in" in err, err
+        assert not (tmp_path / "table").exists() and out == ""
+    renamed = tmp_path / "renamed"  # another seed folder name, the same seed in its config.json: still the same seed
+    shutil.copytree(runs / "dann" / "seed0", renamed / "seed7")
+    code, _, err = run_cli("adapt", "table", runs / "dann", renamed, "--out", tmp_path / "table")
+    assert code == 2 and "seed 0 of DANN (report)" in err and not (tmp_path / "table").exists()
+
+
+def test_tsne_refuses_features_that_are_not_finite(runs, tmp_path):
+    """Weights within their bound can still overflow float32 features; t-SNE says so, naming the run, and draws nothing."""
+    import torch
+
+    from diffadapt.apps.adaptation.runs import load_run
+    from diffadapt.apps.adaptation.tsne import tsne_figures
+    from diffadapt.errors import InputError
+
+    run = load_run(runs / "dann")
+    with torch.no_grad():
+        for parameter in run.model.extractor.parameters():
+            parameter.mul_(1e30)
+    with pytest.raises(InputError, match="features are not finite") as error:
+        tsne_figures(run, tmp_path, per_domain=50)
+    assert str(runs / "dann" / "seed0" / "model.safetensors") in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_commands_that_write_several_files_check_them_all_first(run_cli, runs, tmp_path):
     (tmp_path / "t" / "adaptation_table.csv").mkdir(parents=True)
     code, _, err = run_cli("adapt", "table", runs / "source", "--out", tmp_path / "t")

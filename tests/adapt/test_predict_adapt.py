@@ -145,16 +145,40 @@ def test_hostile_statistics_in_a_run_are_refused(run_cli, trained, tmp_path, sta
     assert code == 2 and "domain statistics" in err and "config.json" in err and not (tmp_path / "p.csv").exists()
 
 
-def test_overflowing_weights_are_refused_not_predicted(run_cli, trained, tmp_path):
+def tampered_run(trained, tmp_path, edit):
+    """A copy of the trained run whose weights went through ``edit`` (a dict of tensors -> a dict of tensors)."""
     import shutil
 
     from safetensors.torch import load_file, save_file
 
-    run, folder, _ = trained
+    run, _, _ = trained
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    weights = load_file(copy / "seed0" / "model.safetensors")
-    weights = {k: (v * 1e30 if v.is_floating_point() and "weight" in k else v) for k, v in weights.items()}
+    weights = edit(load_file(copy / "seed0" / "model.safetensors"))
     save_file(weights, copy / "seed0" / "model.safetensors", metadata={"kind": "diffadapt/digit-adaptation"})
+    return copy
+
+
+def test_overflowing_weights_are_refused_not_predicted(run_cli, trained, tmp_path):
+    """Every weight 10^4 times larger stays within the bound on weights, yet the logits overflow: refused."""
+    _, folder, _ = trained
+    copy = tampered_run(trained, tmp_path, lambda weights: {k: (v * 1e4 if v.is_floating_point() and "weight" in k else v)
+                                                            for k, v in weights.items()})
     code, _, err = run_cli("adapt", "predict", folder, tmp_path / "p.csv", "--ckpt", copy)
     assert code == 2 and "not finite" in err and not (tmp_path / "p.csv").exists()
+
+
+def shift_keys(suffix: str, amount: float):
+    return lambda weights: {k: (v + amount if k.endswith(suffix) else v) for k, v in weights.items()}
+
+
+@pytest.mark.parametrize("suffix, amount", [(".weight", 1e30), (".bias", 1e30), (".running_mean", 1e30), (".running_var", 1e10)])
+def test_absurd_but_finite_weights_are_refused_naming_the_tensor(run_cli, trained, tmp_path, suffix, amount):
+    """A bias or a batch-norm mean of 1e30 is finite and loads, then gives every image one label with exit 0:
+    every floating tensor is bounded, and the first beyond the bound is named with its file."""
+    _, folder, _ = trained
+    copy = tampered_run(trained, tmp_path, shift_keys(suffix, amount))
+    code, _, err = run_cli("adapt", "predict", folder, tmp_path / "p.csv", "--ckpt", copy)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(copy / "seed0" / "model.safetensors") in err and f"{suffix}'" in err and "beyond the 1e+06" in err, err
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.estimate.json").exists()

@@ -83,7 +83,7 @@ def test_vada_loss_is_the_sum_of_its_terms():
     # the feature extractor gets -lambda_d of the discriminator's gradient: check it on the domain term alone
     vada.zero_grad()
     model.zero_grad()
-    silent = VADA(32, domain_weight=0.5, source_vat_weight=0.0, target_weight=0.0)
+    silent = VADA(32, domain_weight=0.5, source_vat_weight=0.0, target_weight=0.0, radius=3.5)
     silent.discriminator.load_state_dict(vada.discriminator.state_dict())
     silent.train()
     loss, _ = silent(model, Batch(xs, torch.full_like(ys, 0), xt), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
@@ -122,7 +122,7 @@ def test_vada_beats_source_only_on_rotated_moons():
     for name in ("source", "vada"):
         torch.manual_seed(0)
         model = ToyModel().train()
-        method = SupervisedOnly() if name == "source" else VADA(32, domain_weight=0.1, target_weight=1.0, radius=0.3)
+        method = SupervisedOnly() if name == "source" else VADA(32, domain_weight=0.1, source_vat_weight=1.0, target_weight=1.0, radius=0.3)
         method.train()
         optimizer = torch.optim.SGD([*model.parameters(), *method.parameters()], lr=0.05, momentum=0.9)
         for _ in range(200):
@@ -164,7 +164,7 @@ def test_dirtt_refines_a_source_model_on_rotated_moons_without_a_source():
 def test_dirtt_proximal_term_is_zero_right_after_the_teacher_is_renewed():
     torch.manual_seed(0)
     model = ToyModel().train()
-    dirtt = DIRTT(model).train()
+    dirtt = DIRTT(model, proximal_weight=1.0, radius=3.5).train()
     xt, _ = moons(64, 3)
     dirtt.refresh(model, xt, None, 0, 10)  # type: ignore[arg-type]
     _, metrics = dirtt(model, Batch(None, torch.full((64,), -1), xt), Schedule(torch.tensor(0.0), torch.tensor(0.0)))

@@ -139,4 +139,4 @@ class FolderAdaptConfig(Settings):
     batch_size: int = number(64, at_least=2, at_most=4096, help="folder images (and source images) per step")
     lr: float = number(0.01, above=0.0, at_most=10.0, help="starting learning rate, annealed as in the run")
     seed: int = number(0, at_least=0, below=2**31, help="fixes the batch order and the augmentation")
-    proximal_weight: float = number(1.0, at_least=0.0, at_most=1000.0, help="dirtt: beta, the weight of the KL to the teacher renewed every pass")
+    proximal_weight: float = number(10.0, at_least=0.0, at_most=1000.0, help="dirtt: beta, the weight of the KL to the teacher renewed every pass")

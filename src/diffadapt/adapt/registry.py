@@ -24,5 +24,6 @@ def make_method(config: AdaptConfig, model: DigitClassifier) -> AdaptationMethod
     if config.method == "fixmatch":
         return FixMatch(model, config.confidence, config.unlabelled_weight, config.teacher_decay, config.align_distribution)
     if config.method == "vada":
-        return VADA(features, config.domain_weight, config.source_vat_weight, config.target_weight, config.vat_radius)
+        return VADA(features, domain_weight=config.domain_weight, source_vat_weight=config.source_vat_weight,
+                    target_weight=config.target_weight, radius=config.vat_radius)
     raise ValueError(f"no method module for {config.method!r}")

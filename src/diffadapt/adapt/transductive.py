@@ -60,7 +60,7 @@ def adapt_to_folder(
     if config.method == "shot":
         method = SHOT(adapted)
     elif config.method == "dirtt":
-        method = DIRTT(adapted, config.proximal_weight, run_config.vat_radius)
+        method = DIRTT(adapted, proximal_weight=config.proximal_weight, radius=run_config.vat_radius)
     else:
         if source is None or source_stats is None:
             raise InputError("fixmatch adaptation needs a labelled source")

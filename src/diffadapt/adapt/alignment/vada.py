@@ -37,8 +37,8 @@ class VADA(AdaptationMethod):
     needs_target = True
     metric_names = ("loss", "source_accuracy", "domain_accuracy", "target_entropy", "target_vat")
 
-    def __init__(self, features: int, domain_weight: float = 0.01, source_vat_weight: float = 1.0, target_weight: float = 0.01,
-                 radius: float = 3.5) -> None:
+    def __init__(self, features: int, *, domain_weight: float, source_vat_weight: float, target_weight: float, radius: float) -> None:
+        # No defaults here: AdaptConfig is their one source.
         super().__init__()
         self.discriminator = domain_classifier(features)
         self.source_vat_weight, self.target_weight, self.radius = source_vat_weight, target_weight, radius

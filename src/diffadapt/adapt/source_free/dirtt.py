@@ -35,7 +35,7 @@ class DIRTT(AdaptationMethod):
     needs_target = True
     metric_names = ("loss", "entropy", "vat", "teacher_kl")
 
-    def __init__(self, model: DigitClassifier, proximal_weight: float = 1.0, radius: float = 3.5) -> None:
+    def __init__(self, model: DigitClassifier, *, proximal_weight: float, radius: float) -> None:
         super().__init__()
         self.proximal_weight, self.radius = proximal_weight, radius
         self.teacher = copy.deepcopy(model).requires_grad_(False)
