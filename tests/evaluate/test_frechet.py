@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffadapt.evaluate.frechet import feature_statistics, frechet_between, frechet_distance
+from diffadapt.errors import InputError
+from diffadapt.evaluate.frechet import checked_distance, feature_statistics, frechet_between, frechet_distance
 
 
 def test_identical_gaussians_are_at_distance_zero():
@@ -36,3 +37,21 @@ def test_from_samples_approaches_the_population_value():
 def test_statistics_need_two_samples():
     with pytest.raises(ValueError):
         feature_statistics(np.zeros((1, 4)))
+
+
+def test_a_distance_that_is_not_finite_or_clearly_negative_is_refused_naming_the_file():
+    mu, sigma = np.zeros(2), np.eye(2)
+    with pytest.raises(InputError, match=r"^judge/model.safetensors: .*not finite"):
+        frechet_distance(np.array([np.inf, 0.0]), sigma, mu, sigma, source="judge/model.safetensors")
+    with pytest.raises(InputError, match=r"^judge/model.safetensors: .*not finite"):
+        frechet_distance(mu, np.full((2, 2), np.nan), mu, sigma, source="judge/model.safetensors")
+    with pytest.raises(InputError, match="negative"):  # a negative-definite "covariance": d^2 = 2 - 2 - 2 Tr(...) < 0
+        frechet_distance(mu, -np.eye(2) * 100, mu, sigma, source="judge/model.safetensors")
+
+
+def test_rounding_below_zero_is_clipped_and_more_is_not():
+    assert checked_distance(-1e-9, 10.0, None) == 0.0  # 1e-10 of the positive terms: rounding in sqrtm
+    with pytest.raises(InputError, match="negative"):
+        checked_distance(-1e-3, 10.0, None)
+    with pytest.raises(InputError, match="not finite"):
+        checked_distance(float("inf"), float("inf"), None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,63 @@ def test_judge_config_floors_must_be_numbers(tmp_path, floors):
     (judge / "config.json").write_text(json.dumps(config))
     with pytest.raises(InputError, match="floors_by_size of numbers"):
         load_judge(judge)
+
+
+def tampered_judge(tmp_path, edit) -> Path:
+    """A copy of the shipped judge whose weights file went through ``edit`` (a dict of tensors, changed in place)."""
+    from safetensors.torch import load_file, save_file
+
+    judge = tmp_path / "judge"
+    shutil.copytree(str(files("diffadapt") / "assets" / "judge_mnistm"), judge)
+    tensors = load_file(judge / "model.safetensors")
+    edit(tensors)
+    save_file(tensors, judge / "model.safetensors", metadata={"kind": "diffadapt/digit-judge"})
+    return judge
+
+
+def set_entry(key, index, value):
+    def edit(tensors):
+        tensors[key][index] = value
+    return edit
+
+
+def negate_sigma(tensors):
+    tensors["real.sigma"] = -tensors["real.sigma"]
+
+
+def indefinite_sigma(tensors):  # symmetric, one eigenvalue far below 0
+    tensors["real.sigma"][0, 0] = -1000.0
+
+
+@pytest.mark.parametrize("edit, key, message", [
+    (set_entry("real.mu", 3, 1e20), "real.mu", "magnitude 1e+20"),
+    (set_entry("real.mu", 3, float("nan")), "real.mu", "NaN or infinite"),
+    (set_entry("real.sigma", (0, 5), 50.0), "real.sigma", "not symmetric"),
+    (negate_sigma, "real.sigma", "not positive semi-definite"),
+    (indefinite_sigma, "real.sigma", "not positive semi-definite"),
+    (set_entry("real.sigma", (2, 2), 1e13), "real.sigma", "magnitude 1e+13"),
+])
+def test_judge_real_statistics_that_are_no_gaussian_are_refused(run_cli, real_folder, tmp_path, edit, key, message):
+    """A judge whose real mean or covariance would give an inf, negative or astronomic distance is refused on load."""
+    judge = tampered_judge(tmp_path, edit)
+    code, out, err = run_cli("digits", "evaluate", real_folder, "--judge", judge, "--json", tmp_path / "s.json")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(judge / "model.safetensors") in err and repr(key) in err and message in err, err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_distance_that_overflows_is_refused_not_written(run_cli, real_folder, tmp_path):
+    """Judge weights that overflow the features give no inf distance in the JSON: one line naming the judge."""
+    def overflow(tensors):
+        tensors["model.body.6.1.weight"] *= 1e38
+
+    judge = tampered_judge(tmp_path, overflow)
+    code, out, err = run_cli("digits", "evaluate", real_folder, "--judge", judge, "--json", tmp_path / "s.json")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(judge / "model.safetensors") in err and "Fréchet distance" in err and "not finite" in err, err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_the_shipped_judge_passes_its_own_checks():
+    judge = load_judge()
+    assert judge.path.name == "model.safetensors" and np.isfinite(judge.mu).all()

@@ -102,7 +102,7 @@ def score_digits(images: torch.Tensor, labels: np.ndarray, classifier: torch.nn.
         if len(labels) < 2:
             raise InputError(f"the Fréchet distance needs at least 2 images, got {len(labels)} (--no-judge scores one)")
         features, judge_predictions = judge_features(judge.model, images)
-        scores.frechet = frechet_distance(*feature_statistics(features), judge.mu, judge.sigma)
+        scores.frechet = frechet_distance(*feature_statistics(features), judge.mu, judge.sigma, source=judge.path)
         scores.floor_halves = float(judge.config["floor_halves"])
         floor = judge.config.get("floors_by_size", {}).get(str(len(labels)))
         scores.floor_at_n = float(floor) if floor is not None else None

@@ -38,6 +38,13 @@ JUDGE_KIND = "diffadapt/digit-judge"
 JUDGE_WEIGHTS = "model.safetensors"
 FLOOR_SIZES = (100, 200, 500, 1000)  # sample sizes at which the real-vs-real floor is recorded
 FEATURE_DIM = 128
+# The judge's features are ReLU'd, batch-normalised activations averaged over the image: the shipped judge's
+# real means stay below 1 (largest 0.55), its covariance entries below 0.21. A mean beyond MAX_FEATURE (over a
+# million times that), or a covariance entry beyond its square, is a damaged or forged file, whose distances
+# would be astronomic or overflow, never a judge's statistics.
+MAX_FEATURE = 1e6
+SYMMETRY_TOLERANCE = 1e-6  # |S - S^T| relative to the largest |S|: np.cov's matrices are symmetric to rounding
+PSD_TOLERANCE = 1e-6  # the smallest eigenvalue may be this share of the largest below 0 (rounding), no further
 
 
 def default_judge_checkpoint() -> Path:
@@ -175,6 +182,7 @@ class LoadedJudge:
     config: dict[str, Any]
     mu: np.ndarray
     sigma: np.ndarray
+    path: Path | None = None  # the weights file: model and real statistics, named by the errors they cause
 
 
 def load_judge(path: str | Path | None = None) -> LoadedJudge:
@@ -194,7 +202,29 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     mu, sigma = tensors.get("real.mu"), tensors.get("real.sigma")
     if mu is None or sigma is None or mu.shape != (FEATURE_DIM,) or sigma.shape != (FEATURE_DIM, FEATURE_DIM):
         raise InputError(f"judge weights need real.mu ({FEATURE_DIM},) and real.sigma ({FEATURE_DIM}, {FEATURE_DIM})", run_dir)
-    return LoadedJudge(model.eval(), config, mu.double().numpy(), sigma.double().numpy())
+    weights = run_dir / JUDGE_WEIGHTS
+    mu, sigma = mu.double().numpy(), sigma.double().numpy()
+    check_real_statistics(mu, sigma, weights)
+    return LoadedJudge(model.eval(), config, mu, sigma, weights)
+
+
+def check_real_statistics(mu: np.ndarray, sigma: np.ndarray, source: Path) -> None:
+    """``real.mu`` and ``real.sigma`` are a Gaussian's mean and covariance of judge features: finite, of a
+    sane size, the covariance symmetric and positive semi-definite. Otherwise every Fréchet distance
+    measured against them is inf, negative or meaningless, and would be reported as a score."""
+    for key, value, bound in (("real.mu", mu, MAX_FEATURE), ("real.sigma", sigma, MAX_FEATURE**2)):
+        if not np.isfinite(value).all():
+            raise InputError(f"tensor {key!r} holds NaN or infinite values", source)
+        largest = float(np.abs(value).max())
+        if largest > bound:
+            raise InputError(f"tensor {key!r} holds a value of magnitude {largest:.3g}, beyond the {bound:.0e} of any judge's feature statistics", source)
+    scale = float(np.abs(sigma).max())
+    asymmetry = float(np.abs(sigma - sigma.T).max())
+    if asymmetry > SYMMETRY_TOLERANCE * scale:
+        raise InputError(f"tensor 'real.sigma' is not symmetric (|S - S^T| up to {asymmetry:.3g}); it is no covariance", source)
+    eigenvalues = np.linalg.eigvalsh(sigma)
+    if eigenvalues[0] < -PSD_TOLERANCE * float(np.abs(eigenvalues).max()):
+        raise InputError(f"tensor 'real.sigma' is not positive semi-definite (eigenvalue {eigenvalues[0]:.3g}); it is no covariance", source)
 
 
 def train_judge_from_source(data: str | Path, out: Path, epochs: int, seed: int, device: torch.device) -> str:

@@ -39,6 +39,10 @@ from diffadapt.viz.curves import CURVES_FILE, METRICS_FILE, MetricsLog
 ADAPT_KIND = "diffadapt/digit-adaptation"
 FORMAT = 2  # 2: method modules (no domain head in model.safetensors); 1: the first release's DANN runs
 WEIGHTS_FILE = "model.safetensors"
+# The shipped runs' largest |value| in any floating tensor is 190 (a batch-norm running_var; weights and
+# biases stay below 20). A tensor beyond MAX_WEIGHT (over 5,000 times that) is a damaged or forged file: a
+# bias or running_mean of 1e30 is finite, so it loads, and then gives every image the same label.
+MAX_WEIGHT = 1e6
 METRIC_COLUMNS = ("epoch", "step", "lr", "loss", "source_accuracy", "domain_accuracy", "reversal", "mask_rate",
                   "pseudo_label_loss", "source_val_accuracy", "target_val_accuracy")
 
@@ -257,6 +261,16 @@ def read_run_document(folder: Path) -> tuple[dict[str, Any], AdaptConfig]:
     return document, AdaptConfig.from_document(document["config"], source)
 
 
+def check_weight_magnitudes(weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Every floating tensor within +-MAX_WEIGHT (load_weights already refused NaN and infinity)."""
+    for key, value in weights.items():
+        if value.is_floating_point() and value.numel():
+            largest = float(value.detach().abs().max())
+            if largest > MAX_WEIGHT:
+                raise InputError(f"tensor {key!r} holds a value of magnitude {largest:.3g}, beyond the {MAX_WEIGHT:.0e} of any "
+                                 f"trained classifier's weights and batch-norm statistics", source)
+
+
 def load_run(path: str | Path) -> LoadedRun:
     """A trained classifier in eval mode, with its settings and both domains' statistics (the first seed of
     a multi-seed run)."""
@@ -268,6 +282,7 @@ def load_run(path: str | Path) -> LoadedRun:
     if document.get("format", 1) == 1:
         # The first release kept DANN's domain discriminator inside the classifier; prediction never used it.
         weights = {k: v for k, v in weights.items() if not k.startswith("domain.")}
+    check_weight_magnitudes(weights, folder / WEIGHTS_FILE)
     load_state_dict_strict(model, weights, folder / WEIGHTS_FILE)
     return LoadedRun(model.eval(), config, document, DomainStats.from_dict(document["source"].get("stats"), config.channels, source),
                      DomainStats.from_dict(document["target"].get("stats"), config.channels, source), folder)

@@ -41,6 +41,7 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     order: dict[str, tuple] = {}
     seen: set[Path] = set()
+    seeds: dict[tuple[str, str, int], Path] = {}
     for run in runs:
         for folder in run_folders(run):
             if folder.resolve() in seen:  # the same run given twice, or a run and its own seed folder: counted once
@@ -55,8 +56,18 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
             rank = 0 if config.method == "source" else 2 if config.method == "target" else 1
             order[method] = (rank, METHODS.index(config.method), config.recipe != "report", config.final_weights, config.selection)
             scenario = scenario_name(document["source"]["domain"], document["target"]["domain"], document["target"]["spec"])
+            check_new_seed(seeds, (method, scenario, config.seed), folder)
             cells[(method, scenario)].append(float(accuracy))
     return dict(sorted(cells.items(), key=lambda kv: order[kv[0][0]]))
+
+
+def check_new_seed(seeds: dict[tuple[str, str, int], Path], key: tuple[str, str, int], folder: Path) -> None:
+    """A cell's mean and std are over distinct seeds: a copied run folder (``cp -r run copy``) has other
+    paths but the same seeds, and would count each of them twice."""
+    if key in seeds:
+        method, scenario, seed = key
+        raise InputError(f"seed {seed} of {method} on {scenario} is also in {seeds[key]}; give each seed once", folder / "config.json")
+    seeds[key] = folder
 
 
 def markdown_cell(text: str) -> str:

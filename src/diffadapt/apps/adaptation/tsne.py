@@ -12,8 +12,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise  # noqa: E402
-from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_domain  # noqa: E402
+from diffadapt.apps.adaptation.runs import WEIGHTS_FILE, DomainSource, LoadedRun, load_domain  # noqa: E402
 from diffadapt.data.memory import TensorImages  # noqa: E402
+from diffadapt.errors import InputError  # noqa: E402
 from diffadapt.io import atomic_path, check_output_files  # noqa: E402
 
 TSNE_CLASS_FILE, TSNE_DOMAIN_FILE = "tsne_class.png", "tsne_domain.png"
@@ -74,6 +75,9 @@ def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: in
     target = load_domain(target_spec, config.channels, config.size, config.target_box)
     source_val, target_val = subsample(source.val, per_domain, seed), subsample(target.val, per_domain, seed + 1)
     features = np.concatenate([extract(run, source_val, run.source_stats), extract(run, target_val, run.target_stats)])
+    if not np.isfinite(features).all():
+        # Weights within bounds can still overflow float32 layer after layer; openTSNE would fail with a traceback.
+        raise InputError("the model's features are not finite on the validation images (its weights overflow)", run.path / WEIGHTS_FILE)
     points = embed(features, seed)
     classes = np.concatenate([source_val.labels.numpy(), target_val.labels.numpy()])
     domains = np.concatenate([np.zeros(len(source_val), int), np.ones(len(target_val), int)])
