@@ -182,3 +182,21 @@ def test_absurd_but_finite_weights_are_refused_naming_the_tensor(run_cli, traine
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert str(copy / "seed0" / "model.safetensors") in err and f"{suffix}'" in err and "beyond the 1e+06" in err, err
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.estimate.json").exists()
+
+
+def test_calibrate_refits_the_estimate_a_run_saved_without_one(run_cli, trained, tmp_path):
+    """``adapt calibrate`` on a copy whose calibration was removed writes back the one training fit (same model,
+    same source val), and the rest of config.json is kept as it was."""
+    import shutil
+
+    run, _, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config_file = copy / "seed0" / "config.json"
+    document = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({k: v for k, v in document.items() if k != "calibration"}))
+    code, out, err = run_cli("adapt", "calibrate", copy)
+    assert code == 0, err
+    again = json.loads(config_file.read_text())
+    assert again["calibration"] == pytest.approx(document["calibration"])
+    assert {k: v for k, v in again.items() if k != "calibration"} == {k: v for k, v in document.items() if k != "calibration"}

@@ -103,7 +103,8 @@ class FolderPrediction:
     stats: DomainStats
     calibration: Calibration
     adapt_seconds: float = 0.0
-    source: DomainData | None = None
+    source: DomainData | None = None  # with adapting: the labelled source it adapted beside
+    source_stats: DomainStats | None = None  # and that source's statistics
 
 
 def predict_images(
@@ -127,7 +128,7 @@ def predict_images(
     seconds = time.perf_counter() - start
     calibration = calibrate(model, source.val.to(device), source_stats.to(device), f"source val ({source.spec}) after adapting")
     logits = predict_logits(model, data.images.to(device), stats.to(device)).cpu()
-    return FolderPrediction(_finite(logits, run), model, stats, calibration, seconds, source)
+    return FolderPrediction(_finite(logits, run), model, stats, calibration, seconds, source, source_stats)
 
 
 def _finite(logits: torch.Tensor, run: LoadedRun) -> torch.Tensor:
@@ -185,10 +186,9 @@ def _save_adapted(out: Path, run: LoadedRun, adapt: FolderAdaptConfig, result: F
                   device: torch.device) -> Path:
     """The adapted model as a normal run folder ``out/seed{S}/`` (loadable by --ckpt and adapt tsne); its
     target section is the folder, whose val split is the folder itself, unlabelled (no accuracy is recorded)."""
-    assert result.source is not None
     source = result.source
     folder_domain = DomainData("the adapted folder", domain, data, data)
-    summary = AdaptResult(result.model, DomainStats.of(source.train), result.stats, float("nan"), float("nan"),
+    summary = AdaptResult(result.model, result.source_stats, result.stats, float("nan"), float("nan"),
                           steps=adapt.steps, train_seconds=result.adapt_seconds)
     target_run = out / f"seed{adapt.seed}"
     save_run(target_run, replace(run.config, seed=adapt.seed), source, folder_domain, summary, device.type, result.calibration,

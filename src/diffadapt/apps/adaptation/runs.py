@@ -199,8 +199,8 @@ def recalibrate(path: str | Path, source_spec: DomainSource | None = None) -> li
     each config.json whole. For runs saved before runs carried a calibration."""
     done = []
     for folder in run_folders(path):
-        document, config = read_run_document(folder)
         run = load_run(folder)
+        document, config = run.document, run.config
         source = load_domain(source_spec if source_spec is not None else document["source"]["spec"], config.channels, config.size,
                              config.source_box)
         calibration = calibrate(run.model, source.val, run.source_stats, f"source val ({source.domain})")
