@@ -7,6 +7,10 @@ place only when complete; on any exception, and on SIGTERM (see :func:`terminate
 temporary is removed. Temporaries are named ``.NAME.*.tmp-part``; a later write of the same NAME removes
 stale ones left by a process that was killed outright (SIGKILL, power loss).
 
+A full disk (ENOSPC, or a quota: EDQUOT) while writing is bad input too, not a crash: the temporary is
+removed and the writer raises :class:`~diffadapt.errors.InputError` "no space left on device" naming the
+file it was writing (:func:`no_space_error`), whatever library did the writing.
+
 Reading: every reader raises :class:`~diffadapt.errors.InputError` naming the file, never a library's own
 exception type.
 """
@@ -14,6 +18,7 @@ exception type.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -98,6 +103,53 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# How libraries that wrap the OS error in their own type word it (safetensors: "... (os error 28)").
+NO_SPACE_WORDS = ("no space left on device", "disk quota exceeded", f"os error {errno.ENOSPC})", f"os error {errno.EDQUOT})")
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """``exc``, or an exception it was raised from or while handling, says the disk (or a quota) is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in NO_SPACE_ERRNOS:
+            return True
+        if any(words in str(current).lower() for words in NO_SPACE_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Bytes an unprivileged writer may still use on ``folder``'s file system (None if it cannot be asked)."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def no_space_error(exc: BaseException, path: Path, tmp: Path | None = None) -> InputError | None:
+    """The one-line error for a write of ``path`` that failed on a full disk; None for any other failure.
+
+    Besides the OS's own ENOSPC and EDQUOT (however wrapped), a RuntimeError without an errno (torch.save to
+    a path says only "unexpected pos ...") counts as a full disk when it happens while the file system
+    holding the temporary ``tmp`` has less than a MiB left: a write that fails part-way leaves it full.
+    """
+    if isinstance(exc, InputError):
+        return None
+    full = is_no_space(exc)
+    if not full and tmp is not None and isinstance(exc, RuntimeError):
+        left = free_bytes(tmp.parent)
+        full = left is not None and left < NEARLY_FULL_BYTES
+    if not full:
+        return None
+    return InputError("no space left on device (or over the disk quota) while writing; free some space or write elsewhere", path)
+
+
 def _prepare_parent(path: Path) -> None:
     """Create the parent folder, with a one-line error when a regular file stands in the way."""
     for parent in [path.parent, *path.parent.parents]:
@@ -136,13 +188,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise InputError(f"cannot write ({exc.strerror or exc})", path) from None
+        raise no_space_error(exc, path) or InputError(f"cannot write ({exc.strerror or exc})", path) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except Exception as exc:
+        full = no_space_error(exc, path, tmp)
+        if full is None:
+            raise
+        raise full from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -191,7 +248,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent))
     except OSError as exc:
-        raise InputError(f"cannot write ({exc.strerror or exc})", path) from None
+        raise no_space_error(exc, path) or InputError(f"cannot write ({exc.strerror or exc})", path) from None
     try:
         yield tmp
         os.chmod(tmp, DIR_MODE)
@@ -202,6 +259,15 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+    except InputError as exc:
+        if str(tmp) not in str(exc):
+            raise
+        raise InputError(str(exc).replace(str(tmp), str(path))) from None  # the temporary is gone: name the output
+    except Exception as exc:
+        full = no_space_error(exc, path, tmp)
+        if full is None:
+            raise
+        raise full from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -224,7 +290,12 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
     """A state dict as safetensors (floating tensors cast to ``dtype`` when given), atomically."""
     tensors = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()).cpu().contiguous() for k, v in state.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # noqa: BLE001 - safetensors' own error type has moved between releases
+            if is_no_space(exc) or "i/o error" not in str(exc).lower():
+                raise  # a full disk: atomic_path says so; anything else is not the user's input
+            raise InputError(f"cannot write weights ({type(exc).__name__}: {exc})", path) from None
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

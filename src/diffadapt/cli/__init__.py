@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from diffadapt import __version__
 from diffadapt.errors import InputError
-from diffadapt.io import terminate_as_interrupt
+from diffadapt.io import is_no_space, terminate_as_interrupt
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except Exception as exc:
+            # Last resort for a full disk met by a write outside the atomic helpers (which say it themselves).
+            if not is_no_space(exc):
+                raise
+            full = InputError("no space left on device (or over the disk quota); free some space or write elsewhere", getattr(exc, "filename", None))
+            print(f"error: {full}", file=sys.stderr)
+            return InputError.exit_code
     for warning in caught:
         print(f"warning: {warning.category.__name__}: {warning.message}", file=sys.stderr)
     return code

@@ -18,6 +18,10 @@ Pixel values, by PIL mode (the bit depth a file declares):
   [0, 1] scaled by 255 or [0, 255] as is, else an error).
 
 Gray modes (L, LA, 1, I;16*, I, F) give one channel, everything else three (RGB); alpha is dropped.
+
+Many images (:func:`read_images`): the first file's header fixes the shape, so the whole (N, H, W, C) array
+is checked against ``formats/checks.py``'s :data:`MAX_ARRAY_BYTES` before anything is decoded; each image
+is then decoded straight into its slot of that one array, its header checked against the shape first.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from diffadapt.data.formats.checks import to_uint8
+from diffadapt.data.formats.checks import check_array_bytes, to_uint8
 from diffadapt.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 MAX_SIDE = 4096
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
+IN_FLIGHT_BYTES = 512 * 2**20  # decoded images held by read_images' workers at once, beyond its result
 
 _GRAY_8BIT = ("L", "LA", "La", "1")
 _UNSIGNED_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
@@ -85,9 +90,33 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def decode(path: Path) -> np.ndarray:
-    """One image file -> (H, W, C) uint8 by the module's rules, without touching warning filters."""
+def channels_of(mode: str) -> int:
+    """The channels :func:`decode` gives an image of PIL ``mode``: 1 for the gray modes, 3 for the rest."""
+    return 1 if mode in _GRAY_8BIT or mode in _UNSIGNED_16BIT or mode in ("I", "F") else 3
+
+
+def declared_shape(path: Path) -> tuple[int, int, int]:
+    """(H, W, C) that decoding ``path`` gives, from its header alone (nothing decoded)."""
+    with open_checked(path, path) as image:
+        return image.size[1], image.size[0], channels_of(image.mode)
+
+
+def _mixed_sizes(shape: tuple[int, ...], first: tuple[int, ...], first_name: str, path: Path) -> InputError:
+    return InputError(f"image is {shape[1]}x{shape[0]}x{shape[2]}, but {first_name} is {first[1]}x{first[0]}x{first[2]}: mixed image sizes", path)
+
+
+def decode(path: Path, expected: tuple[tuple[int, int, int], str] | None = None) -> np.ndarray:
+    """One image file -> (H, W, C) uint8 by the module's rules, without touching warning filters.
+
+    ``expected`` is (shape, name of the file that set it): a header declaring another shape is refused before
+    its pixels are decoded.
+    """
     image = open_checked(path, path)
+    if expected is not None:
+        shape = (image.size[1], image.size[0], channels_of(image.mode))
+        if shape != expected[0]:
+            image.close()
+            raise _mixed_sizes(shape, *expected, path)
     try:
         with image:
             image.load()  # decoding here, not lazily, so a truncated file fails now, naming itself
@@ -136,40 +165,47 @@ def _check_file(path: Path) -> None:
         raise InputError("image file not found", path)
 
 
-def _read_one(path: Path) -> np.ndarray:
-    _check_file(path)
-    return decode(path)
-
-
-def read_images(paths: Sequence[Path], workers: int | None = None, progress: bool = True) -> np.ndarray:
+def read_images(paths: Sequence[Path], workers: int | None = None, progress: bool = True, source: str | Path | None = None) -> np.ndarray:
     """Read many image files of one size -> (N, H, W, C) uint8.
 
     PIL releases the GIL while decoding, so a thread pool reads PNG folders several times faster than a loop.
-    Mixed sizes or channel counts are an error naming the first file that differs.
+    Mixed sizes or channel counts are an error naming the first file that differs, found from its header.
+    The array the headers declare may be at most ``MAX_ARRAY_BYTES``, else an error naming ``source`` (the
+    csv or folder that lists the images; default: the first image's folder), before any image is decoded.
     """
     if not paths:
         raise InputError("no images to read")
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
 
-    with quiet_pil(), ThreadPoolExecutor(max_workers=workers) as pool:
-        try:
-            iterator = pool.map(_read_one, paths, chunksize=256)
-            arrays = list(
-                tqdm(iterator, total=len(paths), desc="reading images", unit="img", disable=not progress or len(paths) < 2000, leave=False)
-            )
-        except BaseException:
-            # One bad file ends the read: drop the chunks not yet started instead of decoding them all first.
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    first = arrays[0].shape
-    for path, array in zip(paths, arrays):
-        if array.shape != first:
-            raise InputError(
-                f"image is {array.shape[1]}x{array.shape[0]}x{array.shape[2]}, but {paths[0].name} is "
-                f"{first[1]}x{first[0]}x{first[2]}: mixed image sizes",
-                path,
-            )
-    return np.stack(arrays)
+    with quiet_pil():
+        _check_file(paths[0])
+        first = declared_shape(paths[0])
+        shape = (len(paths), *first)
+        check_array_bytes(shape, 1, source if source is not None else paths[0].parent, f"the list of {len(paths)} images of {first[1]}x{first[0]}x{first[2]}")
+        images = np.empty(shape, dtype=np.uint8)
+        expected = (first, paths[0].name)
+        # Each worker holds one image being decoded (PIL's copy and the converted one, about 3x its array):
+        # large images get fewer workers, so the work in flight stays under IN_FLIGHT_BYTES.
+        workers = max(1, min(workers, IN_FLIGHT_BYTES // max(1, 3 * first[0] * first[1] * first[2])))
+
+        def read_into(index: int) -> None:
+            path = paths[index]
+            _check_file(path)
+            array = decode(path, expected)
+            if array.shape != first:  # a decoder that gives another size than its header declared
+                raise _mixed_sizes(array.shape, *expected, path)
+            images[index] = array
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            try:
+                done = pool.map(read_into, range(len(paths)), chunksize=256)
+                for _ in tqdm(done, total=len(paths), desc="reading images", unit="img", disable=not progress or len(paths) < 2000, leave=False):
+                    pass
+            except BaseException:
+                # One bad file ends the read: drop the chunks not yet started instead of decoding them all first.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    return images
 
 
 def list_images(folder: str | Path) -> list[Path]:

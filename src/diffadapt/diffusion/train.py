@@ -17,6 +17,7 @@ The pieces: :func:`runtime_for` (precision, memory layout), :class:`Checkpointer
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -33,15 +34,15 @@ from torch import nn
 from diffadapt.data.batches import epoch_batches
 from diffadapt.data.memory import TensorImages
 from diffadapt.device import Precision
-from diffadapt.diffusion.checkpoint import STATE_FILE, load_resume_state, save_checkpoint
+from diffadapt.diffusion.checkpoint import STATE_FILE, WEIGHTS_FILE, load_resume_state, save_checkpoint
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon_loss
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
-from diffadapt.io import check_weight_tensors, check_weights_fit, load_state_dict_strict, read_run_config
+from diffadapt.io import CONFIG_FILE, check_weight_tensors, check_weights_fit, load_state_dict_strict, read_run_config
 from diffadapt.progress import progress_bar
 from diffadapt.settings import Settings, described, is_whole_number, number
-from diffadapt.viz.curves import MetricsLog
+from diffadapt.viz.curves import METRICS_FILE, MetricsLog
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 LrSchedule = Literal["constant", "cosine"]
@@ -182,7 +183,14 @@ def compile_attempts(config: TrainConfig) -> list[str | None]:
 
 class Checkpointer:
     """Writes the run folder: EMA weights, resume state and config.json (rank 0 only), metrics.csv and
-    curves.png."""
+    curves.png.
+
+    Each file is written atomically and config.json last, so a folder that has one is a checkpoint. A first
+    checkpoint that fails part-way (a full disk, an interrupt) takes back what it wrote, and the folders it
+    created, rather than leave a run folder of a metrics.csv alone.
+    """
+
+    OWN_FILES = (METRICS_FILE, WEIGHTS_FILE, STATE_FILE, CONFIG_FILE)
 
     def __init__(self, run_dir: Path, run_config: dict[str, Any], weights_dtype: torch.dtype, rank: int, world: int) -> None:
         self.run_dir = run_dir
@@ -207,9 +215,36 @@ class Checkpointer:
             "optimizer": optimizer.state_dict(),
             "noise_generator": noise_states,
         }
-        metrics.write(self.run_dir)
         config = {**self.run_config, "step": step, "loss": loss if math.isfinite(loss) else None}
-        save_checkpoint(self.run_dir, config, ema.state_dict(), resume_state, self.weights_dtype)
+        if (self.run_dir / CONFIG_FILE).exists():  # an earlier checkpoint stands until this one is complete
+            metrics.write(self.run_dir)
+            save_checkpoint(self.run_dir, config, ema.state_dict(), resume_state, self.weights_dtype)
+            return
+        created = [folder for folder in (self.run_dir, *self.run_dir.parents) if not folder.exists()]
+        before = {name: _identity(self.run_dir / name) for name in self.OWN_FILES}
+        try:
+            metrics.write(self.run_dir)
+            save_checkpoint(self.run_dir, config, ema.state_dict(), resume_state, self.weights_dtype)
+        except BaseException:
+            for name, identity in before.items():
+                if _identity(self.run_dir / name) != identity:
+                    with contextlib.suppress(OSError):
+                        (self.run_dir / name).unlink()
+            for folder in created:  # innermost first; one that holds anything else stays
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, None when there is none: tells a file this process wrote from one that was there."""
+    try:
+        stats = path.stat()
+    except OSError:
+        return None
+    return stats.st_ino, stats.st_size, stats.st_mtime_ns
 
 
 def restore_resume_state(state: Any, model: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer, noise_generator: torch.Generator,

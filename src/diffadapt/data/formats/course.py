@@ -7,12 +7,15 @@ A csv is UTF-8 text (a byte-order mark is allowed, as Excel writes one); labels 
 Image names are relative to ``data/`` and must stay inside it once resolved, symlinks included: a row
 ``../../secret.png`` or ``/etc/x.png`` is an error naming the csv and row, never a file read from elsewhere.
 ``data/`` itself may be a symlink (to a bigger disk, say): "inside" means inside the folder it resolves to.
+A csv names each image once: a repeated name (``a.png`` twice, or ``a.png`` and ``./a.png``) is an error naming
+both rows, found before any file is looked at, so a million rows naming one image cost a second, not gigabytes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +68,23 @@ def read_csv_rows(csv_path: Path) -> list[tuple[str, str]]:
     return out
 
 
+def check_unique_names(rows: list[tuple[str, str]], csv_path: Path) -> None:
+    """Each image is named by one row (names compared as paths: ``./a.png`` is ``a.png``)."""
+    first_row: dict[str, int] = {}
+    for row_number, (name, _) in enumerate(rows, start=2):
+        if not name:
+            continue  # the row loop reports it
+        key = os.path.normpath(name)
+        seen = first_row.setdefault(key, row_number)
+        if seen != row_number:
+            raise InputError(f"image {shorten(name)!r} is named again (first on row {seen}); a csv names each image once", csv_path, row=row_number)
+
+
 def read_course_split(root: Path, split: str, progress: bool = True) -> DigitSet:
     """One split of a course-layout folder; the error for a bad row names the csv and its row number."""
     csv_path = root / f"{split}.csv"
     rows = read_csv_rows(csv_path)
+    check_unique_names(rows, csv_path)
     data_dir = root / "data"
     data_root = resolved(data_dir)
     paths: list[Path] = []
@@ -83,7 +99,7 @@ def read_course_split(root: Path, split: str, progress: bool = True) -> DigitSet
             raise InputError(f"image {shorten(name)!r} named in the csv does not exist in {data_dir}", csv_path, row=row_number)
         labels.append(parse_label(label_text, csv_path, row_number))
         paths.append(path)
-    images = read_images(paths, progress=progress)
+    images = read_images(paths, progress=progress, source=csv_path)
     return DigitSet(images, np.array(labels, dtype=np.int64), domain_name(root), [p.name for p in paths])
 
 
