@@ -1,8 +1,8 @@
 """Faults from outside the input: a full disk while writing, and a training process killed outright.
 
 A full disk is bad input like any other (one line naming the file, exit status 2, nothing half-written);
-a ``digits train`` killed with SIGKILL leaves a run folder that ``--resume`` either finishes exactly as an
-uninterrupted run would, or refuses with one line.
+a ``digits train`` or ``adapt train`` killed with SIGKILL leaves a run folder that ``--resume`` either
+finishes exactly as an uninterrupted run would, or refuses with one line.
 """
 
 from __future__ import annotations
@@ -321,3 +321,65 @@ def test_kill_9_during_the_first_checkpoint_leaves_a_folder_resume_refuses(tmp_p
         fresh = diffadapt("digits", "train", "--out", early, "--steps", "10", *TINY_TRAIN)
         assert fresh.returncode == 0, fresh.stderr
         load_checkpoint(early, DIGITS_KIND)
+
+
+# adapt train: seeds are the unit of resumption (a seed folder is complete once its config.json is written).
+TINY_ADAPT = ("adapt", "train", "--source", "mnistm", "--target", "usps", "--method", "source", "--epochs", "1", "--batch-size", "512",
+              "--no-progress")
+
+
+def adapt_weights(run: Path, seed: int) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(run / f"seed{seed}" / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def straight_adapt_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("adapt") / "straight"
+    straight = diffadapt(*TINY_ADAPT, "--seeds", "0,1", "--out", run)
+    assert straight.returncode == 0, straight.stderr
+    return run
+
+
+@pytest.mark.parametrize("delay", [0.0, 1.5])
+def test_kill_9_of_adapt_train_then_resume_matches_an_uninterrupted_run(tmp_path, delay, straight_adapt_run):
+    from diffadapt.apps.adaptation.runs import load_run
+
+    # Killed once seed 0 is saved: at once (seed 1 not begun) or part-way into seed 1.
+    killed = tmp_path / "killed"
+    seed0 = killed / "seed0" / "config.json"
+    process = diffadapt(*TINY_ADAPT, "--seeds", "0,1", "--out", killed, wait=False)
+
+    def ready() -> bool:
+        if not seed0.exists():
+            return False
+        time.sleep(delay)
+        return True
+
+    kill_when(process, ready)
+    load_run(killed / "seed0")  # what it left loads
+    assert not (killed / "seed1" / "config.json").exists() or delay > 0
+
+    again = diffadapt(*TINY_ADAPT, "--seeds", "0,1", "--out", killed)
+    assert again.returncode == 2 and "--resume" in again.stderr, "without --resume a trained seed is never overwritten"
+    resumed = diffadapt(*TINY_ADAPT, "--seeds", "0,1", "--out", killed, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "seed 0: already trained" in resumed.stdout
+    assert litter(killed) == [], "no temporaries of the killed run are left"
+    for seed in (0, 1):
+        expected, weights = adapt_weights(straight_adapt_run, seed), adapt_weights(killed, seed)
+        assert expected.keys() == weights.keys()
+        for key in expected:
+            assert torch.equal(expected[key], weights[key]), (seed, key)
+
+
+def test_adapt_resume_refuses_another_run_in_the_folder(tmp_path):
+    run = tmp_path / "run"
+    first = diffadapt(*TINY_ADAPT, "--seeds", "0", "--out", run)
+    assert first.returncode == 0, first.stderr
+    other = diffadapt(*TINY_ADAPT[:-1], "--lr", "0.003", "--no-progress", "--seeds", "0,1", "--out", run, "--resume")
+    assert_one_line_error(other.returncode, other.stderr, str(run / "seed0" / "config.json"), "lr", "--resume")
+    assert not (run / "seed1").exists()
+    other_target = diffadapt(*TINY_ADAPT[:5], "mnist", *TINY_ADAPT[6:], "--seeds", "0", "--out", run, "--resume")
+    assert_one_line_error(other_target.returncode, other_target.stderr, "target.spec")

@@ -144,15 +144,24 @@ def load_faces(unet: str | Path, device: str = "auto", precision: str = "fp32") 
 
 
 def train_adaptation(source: DomainSource, target: DomainSource, method: str, out: str | Path, seeds: Sequence[int] = (0,),
-                     recipe: str = "matched", device: str = "auto", progress: bool = True, **settings: Any) -> list[AdaptResult]:
+                     recipe: str = "matched", device: str = "auto", progress: bool = True, resume: bool = False,
+                     **settings: Any) -> list[AdaptResult]:
     """Train ``method`` (source, target, dann, cdan, fixmatch) from ``source`` to ``target`` into ``out/seed{S}/``.
 
     A domain is a source spec (a path in any supported format or an embedded domain's name) or images in
     memory: a :class:`~diffadapt.data.DigitSet` or ``{split: DigitSet}`` (see :func:`digits`). ``settings`` are
-    AdaptConfig fields over the recipe's (epochs, batch_size, lr, ...). Returns one result per seed.
+    AdaptConfig fields over the recipe's (epochs, batch_size, lr, ...). Returns one result per seed trained;
+    ``resume``: keep the seeds this same run already saved in ``out`` (as ``adapt train --resume``).
     """
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or not len(seeds):
+        raise InputError(f"seeds must be a non-empty sequence of whole numbers, got {seeds!r}")
+    seeds = [_whole_number("seeds", seed, 0, 2**31 - 1) for seed in seeds]
+    for name, flag in (("progress", progress), ("resume", resume)):
+        if not isinstance(flag, bool):
+            raise InputError(f"{name} must be True or False, got {flag!r}")
     config = preset(recipe, method, **settings)
-    return train_runs(source, target, config, Path(out), list(seeds), pick_device(device), progress=progress, report=lambda line: None)
+    return train_runs(source, target, config, Path(out), seeds, pick_device(device), progress=progress, report=lambda line: None,
+                      resume=resume)
 
 
 def digits(images: np.ndarray, labels: np.ndarray | None = None, domain: str = "images") -> DigitSet:

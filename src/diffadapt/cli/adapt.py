@@ -26,6 +26,9 @@ def register(families: argparse._SubParsersAction) -> None:
     add_setting(p, "--method", AdaptConfig, required=True, default_text="none, required")
     p.add_argument("--out", required=True, help="run folder; one seed{S}/ inside per seed")
     p.add_argument("--seeds", type=parse_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the seeds already saved in --out by this same command and train the rest (a seed cut off "
+                        "mid-training starts again; each seed is deterministic on one device)")
     add_setting(p, "--recipe", AdaptConfig)
     for name in TRAIN_SETTINGS:
         add_setting(p, "--" + name.replace("_", "-"), AdaptConfig, name, default_text="the recipe's")
@@ -83,13 +86,14 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.seeds or any(not 0 <= s < 2**31 for s in args.seeds):
         raise InputError(f"--seeds must be whole numbers in 0..2^31-1, got {args.seeds}")
     out = Path(args.out)
-    check_free(out, args.seeds)
+    check_free(out, args.seeds, args.resume)
     device = pick_device(args.device)
     source, target, config = load_pair(args.source, args.target, config)
     boxes = "".join(f", {name} digits in a {box}-pixel box" for name, box in ((source.domain, config.source_box), (target.domain, config.target_box)) if box)
     print(f"{pair_name(source, target)}: {len(source.train)} train / {len(source.val)} val -> {len(target.train)} train / "
           f"{len(target.val)} val, method {config.method}, recipe {config.recipe}, selection {config.selection}{boxes}, device {device.type}")
-    train_runs(args.source, args.target, config, out, args.seeds, device, progress=not args.no_progress, pair=(source, target, config))
+    train_runs(args.source, args.target, config, out, args.seeds, device, progress=not args.no_progress, pair=(source, target, config),
+               resume=args.resume)
     return 0
 
 

@@ -10,7 +10,7 @@ the benchmarks alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Union
@@ -149,37 +149,71 @@ def save_run(run_dir: Path, config: AdaptConfig, source: DomainData, target: Dom
     write_json_atomic(run_dir / CONFIG_FILE, document)
 
 
-def check_free(out: Path, seeds: Sequence[int]) -> None:
-    """No seed of ``seeds`` is listed twice or trained in ``out`` yet (a run is never overwritten), and every
-    file a seed writes can be written, so no seed is left half-saved."""
+def check_free(out: Path, seeds: Sequence[int], resume: bool = False) -> None:
+    """No seed of ``seeds`` is listed twice or trained in ``out`` yet (a run is never overwritten; with
+    ``resume``, a trained seed is allowed and later kept, see :func:`trained_seeds`), and every file a seed
+    writes can be written, so no seed is left half-saved."""
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder", out)
     repeated = [s for s in seeds if list(seeds).count(s) > 1]
     if repeated:
         raise InputError(f"seed {repeated[0]} is listed twice")
     existing = [s for s in seeds if (out / f"seed{s}" / CONFIG_FILE).exists()]
-    if existing:
-        raise InputError(f"seed{existing[0]} already trained here; choose another --out", out)
+    if existing and not resume:
+        raise InputError(f"seed{existing[0]} already trained here; choose another --out (or --resume to train only the seeds missing)", out)
     for seed in seeds:
         folder = out / f"seed{seed}"
         if folder.exists() and not folder.is_dir():
             raise InputError("exists and is not a folder", folder)
-        check_output_files(*(folder / name for name in (WEIGHTS_FILE, METRICS_FILE, CURVES_FILE, CONFIG_FILE)))
+        if seed not in existing:
+            check_output_files(*(folder / name for name in (WEIGHTS_FILE, METRICS_FILE, CURVES_FILE, CONFIG_FILE)))
+
+
+def trained_seeds(out: Path, seeds: Sequence[int], config: AdaptConfig, source: DomainData, target: DomainData) -> list[int]:
+    """The seeds of ``seeds`` already trained in ``out`` by this same run (for ``--resume``).
+
+    A seed folder counts once its config.json exists (save_run writes it last); its saved settings and both
+    domains' specs must equal this run's for that seed, else an error naming the first key that differs:
+    resuming never mixes two runs in one folder. A seed folder without config.json was killed while training
+    or saving: it is trained again from its first step (progress within a seed is not checkpointed)."""
+    done = []
+    for seed in seeds:
+        folder = out / f"seed{seed}"
+        if not (folder / CONFIG_FILE).exists():
+            continue
+        document, saved = read_run_document(folder)
+        expected = replace(config, seed=seed)
+        differing = [f.name for f in fields(AdaptConfig) if getattr(saved, f.name) != getattr(expected, f.name)]
+        differing += [f"{domain}.spec" for domain, data in (("source", source), ("target", target)) if document[domain]["spec"] != data.spec]
+        if differing:
+            key = differing[0]
+            saved_value = document[key.split(".")[0]]["spec"] if key.endswith(".spec") else getattr(saved, key)
+            now_value = (source if key.startswith("source") else target).spec if key.endswith(".spec") else getattr(expected, key)
+            raise InputError(f"was trained with {key} = {saved_value!r}, this run has {now_value!r}: --resume continues the same run only",
+                             folder / CONFIG_FILE)
+        done.append(seed)
+    return done
 
 
 def train_runs(
     source_spec: DomainSource, target_spec: DomainSource, config: AdaptConfig, out: Path, seeds: Sequence[int], device: torch.device,
     progress: bool = True, report: Any = print, pair: tuple[DomainData, DomainData, AdaptConfig] | None = None,
+    resume: bool = False,
 ) -> list[AdaptResult]:
     """Train ``config`` once per seed into ``out/seed{S}/`` (the ``adapt train`` flow).
 
     ``pair``: the domains already read by :func:`load_pair` for this config's recipe (to read them once for
-    several methods); ``report`` receives one line per finished seed.
+    several methods); ``report`` receives one line per finished seed. ``resume``: keep the seeds this same run
+    already saved (:func:`trained_seeds`) and train the rest; the results list only the seeds trained now.
     """
-    check_free(out, seeds)
+    check_free(out, seeds, resume)
     source, target, config = pair if pair is not None else load_pair(source_spec, target_spec, config)
+    done = trained_seeds(out, seeds, config, source, target) if resume else []
     results = []
     for seed in seeds:
+        if seed in done:
+            report(f"seed {seed}: already trained in {out / f'seed{seed}'}, kept")
+            continue
         seeded = replace(config, seed=seed)
         result = train_adaptation(seeded, source.train, source.val, target.train, target.val, device, progress=progress,
                                   description=f"{pair_name(source, target)}: {config.method} ({config.recipe}), seed {seed}")
