@@ -13,7 +13,12 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto": CUDA when there is one, else the CPU; otherwise a torch device name ("cpu", "cuda:1")."""
+    """"auto": CUDA when there is one, else the CPU; otherwise a torch device name ("cpu", "cuda:1") or a
+    torch.device."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise InputError(f"device must be a device name (auto, cpu, cuda, cuda:N), got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from dataclasses import MISSING, asdict, fields
@@ -77,13 +78,14 @@ def field_help(cls: type, name: str) -> str:
 
 
 def is_whole_number(value: Any) -> bool:
-    """True for an int that is not a bool (JSON and TOML give ``true`` where a count was meant)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for an int (a numpy integer too) that is not a bool (JSON and TOML give ``true`` where a count was
+    meant)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_finite_number(value: Any) -> bool:
-    """True for a finite int or float that is not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """True for a finite int or float (numpy's too) that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _describe(value: Any) -> str:
@@ -119,9 +121,9 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
     if annotation is int:
         if not is_whole_number(value):
             raise InputError(f"{name}: expected a whole number, got {_describe(value)}")
-        return value
+        return int(value)
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InputError(f"{name}: expected a number, got {_describe(value)}")
         if not math.isfinite(value):
             raise InputError(f"{name}: must be a finite number, got {value}")
