@@ -7,7 +7,8 @@ Builds in a temporary folder:
 - a course csv of 1,000,000 rows all naming one 28x28 PNG (refused: a csv names each image once);
 - a course csv of 40 rows naming one 4096x4096 PNG (refused the same way), and 40 hard links to that PNG
   under 40 names (legal: 40 x 48 MiB decoded, read one image at a time into one array);
-- a sparse 1 GiB model.safetensors whose header is not JSON, in a run folder beside a valid config.json.
+- a sparse 1 GiB model.safetensors whose header is not JSON, in a run folder beside a valid config.json;
+- a well-formed sparse model.safetensors declaring one 1 GiB tensor where the network has another shape.
 Each command runs as its own process; peak RSS is that process's (resource.getrusage(RUSAGE_CHILDREN)
 after it alone has run, so this script's own memory never counts).
 """
@@ -15,6 +16,7 @@ after it alone has run, so this script's own memory never counts).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import struct
@@ -74,6 +76,20 @@ def bad_safetensors(run: Path) -> Path:
     return run
 
 
+def wrong_shape_safetensors(run: Path) -> Path:
+    """A run folder: the shipped digit config, and a well-formed model.safetensors whose first tensor is
+    declared 1 GiB (16384 x 16384 float32, a sparse hole on disk) instead of its real shape."""
+    run.mkdir()
+    shutil.copy(REPO / "src" / "diffadapt" / "assets" / "digits_default" / "config.json", run / "config.json")
+    size = 16384 * 16384 * 4
+    header = json.dumps({"conv_in.weight": {"dtype": "F32", "shape": [16384, 16384], "data_offsets": [0, size]}}).encode()
+    header += b" " * (-len(header) % 8)
+    with open(run / "model.safetensors", "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+        handle.truncate(8 + len(header) + size)
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -91,6 +107,7 @@ def main() -> None:
             ("40 distinct names of a 4096x4096 PNG (legal)", course(tmp / "big40", [f"{i:02d}.png" for i in range(40)], big, link_all=True),
              "data info"),
             ("sparse 1 GiB model.safetensors, header not JSON", bad_safetensors(tmp / "run"), "digits grid --ckpt"),
+            ("sparse 1 GiB model.safetensors, well-formed, wrong shape", wrong_shape_safetensors(tmp / "run2"), "digits grid --ckpt"),
         ]
         for label, path, command in cases:
             words = command.split()

@@ -95,3 +95,68 @@ def test_a_run_config_that_is_not_a_file_says_so(tmp_path):
         read_run_config(tmp_path / "fifo_run")
     with pytest.raises(InputError, match="no config.json here: not a diffadapt run folder"):
         read_run_config(tmp_path)
+
+
+def sparse_safetensors(path, shape, dtype="F32") -> None:
+    """A well-formed safetensors file of one tensor "w" whose data is a hole (a sparse file: no disk used)."""
+    import json
+    import math
+    import struct
+
+    size = math.prod(shape) * {"F32": 4, "F16": 2}[dtype]
+    header = json.dumps({"w": {"dtype": dtype, "shape": list(shape), "data_offsets": [0, size]}}).encode()
+    header += b" " * (-len(header) % 8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+        handle.truncate(8 + len(header) + size)
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused_from_the_header(tmp_path, monkeypatch):
+    """1 GiB declared for a 3-value layer: refused before any tensor is read."""
+    import safetensors
+
+    path = tmp_path / "model.safetensors"
+    sparse_safetensors(path, (16384, 16384))
+    reads = []
+    original = safetensors.safe_open
+
+    class Spy:
+        def __init__(self, *args, **kwargs):
+            self.inner = original(*args, **kwargs)
+
+        def __enter__(self):
+            handle = self.inner.__enter__()
+            outer = self
+
+            class Handle:
+                def __getattr__(self, name):
+                    return getattr(handle, name)
+
+                def get_tensor(self, key):
+                    reads.append(key)
+                    return handle.get_tensor(key)
+
+            outer.handle = Handle()
+            return outer.handle
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+    monkeypatch.setattr("diffadapt.io.safe_open", Spy)
+    with torch.device("meta"):
+        expected = {"w": torch.empty(3)}
+    with pytest.raises(InputError, match=r"wrong shape \(e.g. w: \(16384, 16384\) vs \(3,\)\)"):
+        load_weights(path, expected)
+    with pytest.raises(InputError, match="1 missing keys"):
+        load_weights(path, {**expected, "b": expected["w"]})
+    assert reads == []
+    # The same file read for a model it fits is read (the hole reads as zeros).
+    assert load_weights(path, {"w": torch.empty(16384, 16384, device="meta")})[0]["w"].shape == (16384, 16384)
+    assert reads == ["w"]
+
+
+def test_a_header_declaring_more_than_any_model_is_refused(tmp_path):
+    path = tmp_path / "model.safetensors"
+    sparse_safetensors(path, (5, 2**30))  # 20 GiB declared, none on disk
+    with pytest.raises(InputError, match=r"declares 20.0 GiB of tensors"):
+        load_weights(path)

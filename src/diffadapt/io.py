@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import signal
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from diffadapt.errors import InputError
 
@@ -298,14 +299,36 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
             raise InputError(f"cannot write weights ({type(exc).__name__}: {exc})", path) from None
 
 
-def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file; non-finite floating values are refused."""
+# The largest weights we read are the course's face UNet (under 0.5 GiB in float32); a header declaring more
+# than this is refused before any tensor is read, as a decoded array is (data/formats/checks.py).
+MAX_WEIGHTS_BYTES = 4 * 2**30
+# safetensors dtype names -> bytes per value; anything else is read and then refused by check_weight_tensors.
+_DECLARED_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2}
+
+
+def load_weights(path: Path, expected: Mapping[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; non-finite floating values are refused.
+
+    The header is checked before any tensor is read: the bytes it declares (at most MAX_WEIGHTS_BYTES) and,
+    when ``expected`` (a model's state dict, a meta-device one will do) is given, its keys and shapes, so a
+    file declaring a tensor of the wrong shape is refused without reading it."""
     path = Path(path)
     require_file(path, "a weights file", "weights file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(path))
+            declared = {key: (tuple(handle.get_slice(key).get_shape()), handle.get_slice(key).get_dtype()) for key in handle.keys()}
+            total = sum(math.prod(shape) * _DECLARED_ITEMSIZE.get(dtype, 1) for shape, dtype in declared.values())
+            if total > MAX_WEIGHTS_BYTES:
+                raise InputError(f"header declares {total / 2**30:.1f} GiB of tensors, over the {MAX_WEIGHTS_BYTES / 2**30:.0f} GiB "
+                                 "of any model this reads", path)
+            if expected is not None:
+                with torch.device("meta"):
+                    check_weights_fit(expected, {key: torch.empty(shape, dtype=torch.int64 if dtype[0] in "IU" else torch.float32)
+                                                 for key, (shape, dtype) in declared.items()}, path)
+            tensors = {key: handle.get_tensor(key) for key in declared}
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - safetensors' own error type has moved between releases
         raise InputError(f"not a readable safetensors file ({type(exc).__name__}: {exc})", path) from None
     check_weight_tensors(tensors, path)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.io import (
     CONFIG_FILE,
@@ -64,10 +65,21 @@ def load_checkpoint(path: str | Path, expected_kind: str) -> tuple[dict[str, Any
     kind = config.get("kind")
     if kind != expected_kind:
         raise InputError(f"checkpoint is a {kind or 'unknown'} model, expected a {expected_kind} model", run_dir / CONFIG_FILE)
-    weights, metadata = load_weights(run_dir / WEIGHTS_FILE)
+    weights, metadata = load_weights(run_dir / WEIGHTS_FILE, expected_weights(config, run_dir / CONFIG_FILE))
     if metadata.get("kind", kind) != kind:
         raise InputError(f"weights are of a {metadata.get('kind')} model but config says {kind}", run_dir / WEIGHTS_FILE)
     return config, {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def expected_weights(config: dict[str, Any], source: Path) -> dict[str, torch.Tensor] | None:
+    """The state dict (on the meta device: shapes only) of the network a run's ``model`` section declares, so
+    that weights of another shape are refused from the file's header; None without a ``model`` object (the
+    callers name that)."""
+    if not isinstance(config.get("model"), dict):
+        return None
+    model_config = UNetConfig.from_dict(config["model"], source, "model")
+    with torch.device("meta"):
+        return ConditionalUNet(model_config).state_dict()
 
 
 def load_resume_state(run_dir: Path) -> dict[str, Any]:

@@ -196,8 +196,10 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     floors = config.get("floors_by_size", {})
     if not is_finite_number(config.get("floor_halves")) or not isinstance(floors, dict) or not all(map(is_finite_number, floors.values())):
         raise InputError("judge config needs a number floor_halves and an object floors_by_size of numbers", source)
-    tensors, _ = load_weights(run_dir / JUDGE_WEIGHTS)
     model = JudgeNet()
+    expected = {f"model.{k}": v for k, v in model.state_dict().items()}
+    expected |= {"real.mu": torch.empty(FEATURE_DIM, device="meta"), "real.sigma": torch.empty(FEATURE_DIM, FEATURE_DIM, device="meta")}
+    tensors, _ = load_weights(run_dir / JUDGE_WEIGHTS, expected)
     load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, run_dir)
     mu, sigma = tensors.get("real.mu"), tensors.get("real.sigma")
     if mu is None or sigma is None or mu.shape != (FEATURE_DIM,) or sigma.shape != (FEATURE_DIM, FEATURE_DIM):

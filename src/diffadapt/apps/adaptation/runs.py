@@ -312,8 +312,9 @@ def load_run(path: str | Path) -> LoadedRun:
     document, config = read_run_document(folder)
     source = folder / CONFIG_FILE
     model = DigitClassifier(config.network, config.channels, config.instance_norm)
-    weights, _ = load_weights(folder / WEIGHTS_FILE)
-    if document.get("format", 1) == 1:
+    legacy = document.get("format", 1) == 1
+    weights, _ = load_weights(folder / WEIGHTS_FILE, None if legacy else model.state_dict())
+    if legacy:
         # The first release kept DANN's domain discriminator inside the classifier; prediction never used it.
         weights = {k: v for k, v in weights.items() if not k.startswith("domain.")}
     check_weight_magnitudes(weights, folder / WEIGHTS_FILE)
