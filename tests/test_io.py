@@ -160,3 +160,23 @@ def test_a_header_declaring_more_than_any_model_is_refused(tmp_path):
     sparse_safetensors(path, (5, 2**30))  # 20 GiB declared, none on disk
     with pytest.raises(InputError, match=r"declares 20.0 GiB of tensors"):
         load_weights(path)
+
+
+def test_a_run_whose_weights_declare_another_network_is_refused(run_cli, tmp_path):
+    """A digit run or an adaptation run whose model.safetensors declares a 1 GiB tensor of the wrong shape:
+    one line naming the file (that nothing is read first is the test above)."""
+    import shutil
+    from pathlib import Path
+
+    import diffadapt
+
+    assets = Path(diffadapt.__file__).parent / "assets"
+    for asset, command in (("digits_default", ("digits", "grid", tmp_path / "grid.png", "--ckpt")),
+                           ("adapt_usps", ("adapt", "tsne", "--out", tmp_path / "tsne"))):
+        run = tmp_path / asset
+        shutil.copytree(assets / asset, run)
+        weights = next(run.rglob("model.safetensors"))
+        sparse_safetensors(weights, (16384, 16384))
+        code, _, err = run_cli(*command, run)
+        assert code == 2 and "weights do not fit this model" in err and str(weights) in err, err
+        assert len(err.strip().splitlines()) == 1

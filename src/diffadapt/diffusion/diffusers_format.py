@@ -468,11 +468,12 @@ class DiffusersFolder:
     sampling_source: Path
 
 
-def read_unet_weights(unet_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
+def read_unet_weights(unet_dir: Path, expected: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], Path]:
     """(the state dict, its file) of a UNet folder: ``diffusion_pytorch_model.safetensors``, or the ``.bin``
-    loaded with weights_only (it runs no code); each tensor checked (dtype, finite)."""
+    loaded with weights_only (it runs no code); each tensor checked (dtype, finite). ``expected``: the
+    UNet2DModel state dict the config declares (meta tensors), checked against a safetensors header first."""
     if (unet_dir / WEIGHTS_NAME).is_file():
-        return load_weights(unet_dir / WEIGHTS_NAME)[0], unet_dir / WEIGHTS_NAME
+        return load_weights(unet_dir / WEIGHTS_NAME, expected)[0], unet_dir / WEIGHTS_NAME
     if (unet_dir / BIN_WEIGHTS_NAME).is_file():
         return load_state_dict_file(unet_dir / BIN_WEIGHTS_NAME, "diffusers weights"), unet_dir / BIN_WEIGHTS_NAME
     sharded = any(unet_dir.glob("*.index.json"))
@@ -493,9 +494,10 @@ def read_diffusers_folder(path: str | Path) -> DiffusersFolder:
     root = path if unet_dir != path else path.parent
     config_path = unet_dir / CONFIG_FILE
     document = read_json(config_path)
-    config_from_unet_config(document, config_path)  # a config error names config.json, before the weights are read
-
-    state, weights_path = read_unet_weights(unet_dir)
+    declared = config_from_unet_config(document, config_path)  # a config error names config.json, before the weights are read
+    with torch.device("meta"):
+        _, expected = to_diffusers(declared, ConditionalUNet(declared).state_dict())
+    state, weights_path = read_unet_weights(unet_dir, expected)
     config, ours = from_diffusers(document, state, weights_path)
 
     scheduler_path = find_scheduler_config(unet_dir)

@@ -98,7 +98,7 @@ def load_unconditional_unet(path: str | Path) -> tuple[torch.nn.Module, Schedule
                     expected = UNet2DModel.from_config(document).state_dict()
             except Exception as exc:  # noqa: BLE001 - diffusers raises many types for inconsistent settings
                 raise InputError(f"diffusers cannot build this UNet2DModel ({type(exc).__name__}: {_short(exc)})", config_path) from None
-            weights, weights_path = read_unet_weights(unet_dir)
+            weights, weights_path = read_unet_weights(unet_dir, expected)
             check_weights_fit(expected, weights, weights_path)
             module = UNet2DModel.from_config(document)
     finally:
