@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from diffadapt.adapt.estimate import Calibration, confidence_scores, estimate_accuracy, fit_threshold
-from diffadapt.adapt.methods import Batch, Schedule
+from diffadapt.adapt.methods import Batch, TrainingProgress
 from diffadapt.adapt.source_free.shot import SHOT, cluster_centroids, diversity_loss, nearest_centroid
 from diffadapt.errors import InputError
 from tests.adapt.test_methods_adapt import moons
@@ -102,7 +102,7 @@ def test_shot_beats_source_only_on_rotated_moons_and_never_moves_the_hypothesis(
     model.train()
     shot = SHOT(model)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    schedule = Schedule(torch.tensor(0.0), torch.tensor(0.0))
+    schedule = TrainingProgress(torch.tensor(0.0), torch.tensor(0.0))
     for step in range(300):
         if step % 10 == 0:
             with torch.no_grad():

@@ -12,15 +12,15 @@ from diffadapt.adapt.alignment.cdan import CDAN, conditional_adversarial_loss, e
 from diffadapt.adapt.alignment.dann import DANN, domain_adversarial_loss
 from diffadapt.adapt.augment import strong, weak
 from diffadapt.adapt.config import AdaptConfig, preset
-from diffadapt.adapt.methods import Batch, Schedule, SupervisedOnly, prediction_entropy
+from diffadapt.adapt.methods import Batch, SupervisedOnly, TrainingProgress, prediction_entropy
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.registry import make_method
 from diffadapt.adapt.self_training.fixmatch import FixMatch, align_distribution, pseudo_label_loss
 from diffadapt.errors import InputError
 
 
-def schedule(reversal: float = 1.0) -> Schedule:
-    return Schedule(torch.tensor(0.5), torch.tensor(reversal))
+def schedule(reversal: float = 1.0) -> TrainingProgress:
+    return TrainingProgress(torch.tensor(0.5), torch.tensor(reversal))
 
 
 def test_entropy_of_uniform_and_certain_predictions():

@@ -13,7 +13,7 @@ from torch import nn
 
 from diffadapt.adapt.alignment.cdan import CDAN
 from diffadapt.adapt.alignment.dann import DANN
-from diffadapt.adapt.methods import Batch, Schedule, SupervisedOnly
+from diffadapt.adapt.methods import Batch, SupervisedOnly, TrainingProgress
 from diffadapt.adapt.optim import reversal_coefficient
 from diffadapt.adapt.self_training.fixmatch import FixMatch
 
@@ -62,7 +62,7 @@ def train(method_name: str, seed: int = 0) -> float:
         index_t = torch.randint(0, len(xt), (64,), generator=generator)
         target = xt[index_t]
         strong = target + 0.15 * torch.randn(target.shape, generator=generator)
-        schedule = Schedule(torch.tensor(p), torch.tensor(reversal_coefficient(p)))
+        schedule = TrainingProgress(torch.tensor(p), torch.tensor(reversal_coefficient(p)))
         loss, _ = method(model, Batch(xs[index_s], ys[index_s], target, strong), schedule)
         optimizer.zero_grad()
         loss.backward()

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffadapt.adapt.alignment.vada import VADA
-from diffadapt.adapt.methods import Batch, Schedule, SupervisedOnly, prediction_entropy
+from diffadapt.adapt.methods import Batch, SupervisedOnly, TrainingProgress, prediction_entropy
 from diffadapt.adapt.modules.vat import POWER_ITERATION_XI, kl_divergence, perturbation_passes, virtual_adversarial_loss
 from diffadapt.adapt.source_free.dirtt import DIRTT
 from tests.adapt.test_methods_adapt import ToyModel, moons
@@ -70,7 +70,7 @@ def test_vada_loss_is_the_sum_of_its_terms():
     xs, ys = moons(64, 0)
     xt, _ = moons(64, 1, degrees=30)
     torch.manual_seed(5)
-    loss, metrics = vada(model, Batch(xs, ys, xt), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
+    loss, metrics = vada(model, Batch(xs, ys, xt), TrainingProgress(torch.tensor(0.0), torch.tensor(0.0)))
     assert set(metrics) == set(VADA.metric_names)
     features = model.extractor(torch.cat([xs, xt]))
     logits = model.classifier(features)
@@ -86,7 +86,7 @@ def test_vada_loss_is_the_sum_of_its_terms():
     silent = VADA(32, domain_weight=0.5, source_vat_weight=0.0, target_weight=0.0, radius=3.5)
     silent.discriminator.load_state_dict(vada.discriminator.state_dict())
     silent.train()
-    loss, _ = silent(model, Batch(xs, torch.full_like(ys, 0), xt), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
+    loss, _ = silent(model, Batch(xs, torch.full_like(ys, 0), xt), TrainingProgress(torch.tensor(0.0), torch.tensor(0.0)))
     grad_through_reversal = torch.autograd.grad(loss - F.cross_entropy(model(xs), torch.full_like(ys, 0)), model.extractor[0].weight)[0]
     reference = torch.autograd.grad(-0.5 * F.cross_entropy(silent.discriminator(model.extractor(torch.cat([xs, xt]))), labels),
                                     model.extractor[0].weight)[0]
@@ -99,7 +99,7 @@ def _train_source_only(xs: torch.Tensor, ys: torch.Tensor, steps: int = 500) -> 
     method = SupervisedOnly()
     for _ in range(steps):
         index = torch.randint(0, len(xs), (64,))
-        loss, _ = method(model, Batch(xs[index], ys[index]), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
+        loss, _ = method(model, Batch(xs[index], ys[index]), TrainingProgress(torch.tensor(0.0), torch.tensor(0.0)))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -127,7 +127,7 @@ def test_vada_beats_source_only_on_rotated_moons():
         optimizer = torch.optim.SGD([*model.parameters(), *method.parameters()], lr=0.05, momentum=0.9)
         for _ in range(200):
             s, t = torch.randint(0, 600, (64,)), torch.randint(0, 600, (64,))
-            loss, _ = method(model, Batch(xs[s], ys[s], xt[t]), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
+            loss, _ = method(model, Batch(xs[s], ys[s], xt[t]), TrainingProgress(torch.tensor(0.0), torch.tensor(0.0)))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -151,7 +151,7 @@ def test_dirtt_refines_a_source_model_on_rotated_moons_without_a_source():
         if step % 50 == 0:
             assert all(torch.equal(a, b) for a, b in zip(dirtt.teacher.state_dict().values(), model.state_dict().values()))
         index = torch.randint(0, 600, (64,))
-        loss, metrics = dirtt(model, Batch(None, torch.full((64,), -1), xt[index]), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
+        loss, metrics = dirtt(model, Batch(None, torch.full((64,), -1), xt[index]), TrainingProgress(torch.tensor(0.0), torch.tensor(0.0)))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -167,5 +167,5 @@ def test_dirtt_proximal_term_is_zero_right_after_the_teacher_is_renewed():
     dirtt = DIRTT(model, proximal_weight=1.0, radius=3.5).train()
     xt, _ = moons(64, 3)
     dirtt.refresh(model, xt, None, 0, 10)  # type: ignore[arg-type]
-    _, metrics = dirtt(model, Batch(None, torch.full((64,), -1), xt), Schedule(torch.tensor(0.0), torch.tensor(0.0)))
+    _, metrics = dirtt(model, Batch(None, torch.full((64,), -1), xt), TrainingProgress(torch.tensor(0.0), torch.tensor(0.0)))
     assert abs(float(metrics["teacher_kl"])) < 1e-6

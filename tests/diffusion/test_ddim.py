@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffadapt.diffusion.ddim import ddim_sigma, ddim_step, ddim_timesteps
+from diffadapt.diffusion.ddim import ddim_sigma, ddim_step
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
+from diffadapt.diffusion.timesteps import ddim_timesteps
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 
 COURSE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)

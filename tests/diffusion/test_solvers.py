@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from diffadapt.diffusion.ddim import ddim_step, ddim_timesteps, quadratic_timesteps
-from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_step, multistep_timesteps
+from diffadapt.diffusion.ddim import ddim_step
+from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_step
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
+from diffadapt.diffusion.timesteps import ddim_timesteps, multistep_timesteps, quadratic_timesteps
 from diffadapt.diffusion.unipc import unic_step, unip_step, unipc_order
 from diffadapt.errors import InputError
 

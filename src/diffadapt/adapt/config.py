@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 from diffadapt.errors import InputError
 from diffadapt.settings import Settings, described, number
 
-Method = Literal["source", "target", "dann", "cdan", "fixmatch", "vada"]
+AdaptMethod = Literal["source", "target", "dann", "cdan", "fixmatch", "vada"]
 Recipe = Literal["report", "matched"]
 Network = Literal["cnn3", "lenet", "wide"]
 Frame = Literal["fill", "match"]
@@ -27,7 +27,7 @@ TargetPool = Literal["train", "all"]
 FolderMethod = Literal["fixmatch", "shot", "dirtt"]
 FOLDER_METHODS: tuple[str, ...] = get_args(FolderMethod)
 
-METHODS: tuple[str, ...] = get_args(Method)
+ADAPT_METHODS: tuple[str, ...] = get_args(AdaptMethod)
 BASELINES = ("source", "target")
 RECIPES: tuple[str, ...] = get_args(Recipe)
 NETWORKS: tuple[str, ...] = get_args(Network)
@@ -42,7 +42,7 @@ LEGACY_NAMES = {"recipe": {"ours": "matched"}, "network": {"report": "cnn3"}}
 class AdaptConfig(Settings):
     """One adaptation run. Every field has one default here; recipes override a few (see :func:`preset`)."""
 
-    method: Method = described("dann", "source / target (baselines), dann, cdan, fixmatch, vada")
+    method: AdaptMethod = described("dann", "source / target (baselines), dann, cdan, fixmatch, vada")
     recipe: Recipe = described("report", "named settings: report (the founding report's) or matched")
     network: Network = described("cnn3", "feature extractor: cnn3 (the report's), lenet, wide")
     epochs: int = number(100, at_least=1, at_most=100_000, help="passes over the labelled training split")
@@ -117,8 +117,8 @@ def preset(recipe: str, method: str, **overrides: Any) -> AdaptConfig:
     recipe = LEGACY_NAMES["recipe"].get(recipe, recipe)
     if recipe not in RECIPES:
         raise InputError(f"unknown recipe {recipe!r} (one of {', '.join(RECIPES)})")
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    if method not in ADAPT_METHODS:
+        raise InputError(f"unknown method {method!r} (one of {', '.join(ADAPT_METHODS)})")
     config = AdaptConfig(method=method, recipe=recipe)  # type: ignore[arg-type]
     if recipe == "matched":
         config = replace(config, frame="match", augment=True, reversal_max=0.3, entropy_weight=0.05 if method in ("dann", "cdan") else 0.0)

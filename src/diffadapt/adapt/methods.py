@@ -2,7 +2,7 @@
 
 The trainer owns the loop, the data order, the optimiser and the schedules; a method owns its loss and its
 own parameters (a domain discriminator, a teacher). Each step the trainer hands the method the model, the
-batch and the current schedule values (:class:`Schedule`), and takes back the loss to minimise and a few
+batch and where training stands (:class:`TrainingProgress`), and takes back the loss to minimise and a few
 0-d tensors to log. Adding a method means adding a module under ``alignment/`` or ``self_training/`` and a
 line in :func:`make_method`; the loop, evaluation and checkpointing stay as they are.
 
@@ -41,20 +41,21 @@ class Batch:
 
 
 @dataclass
-class Schedule:
-    """The schedule values of the current step, as 0-d device tensors (a captured CUDA graph reads them).
+class TrainingProgress:
+    """Where training stands at the current step, as 0-d device tensors (a captured CUDA graph reads them);
+    the trainer fills them from the schedules in optim.py, passed explicitly.
 
     Attributes:
-        progress: p in [0, 1], the fraction of training done.
+        fraction: p in [0, 1], the fraction of training done.
         reversal: lambda_p, the adversarial weight (see optim.reversal_coefficient).
     """
 
-    progress: torch.Tensor
+    fraction: torch.Tensor
     reversal: torch.Tensor
 
 
 class AdaptationMethod(nn.Module):
-    """Base class: ``forward(model, batch, schedule) -> (loss, metrics)``; metrics are 0-d tensors named in
+    """Base class: ``forward(model, batch, training) -> (loss, metrics)``; metrics are 0-d tensors named in
     ``metric_names``, averaged per epoch by the trainer."""
 
     needs_source: bool = True  # the batch carries labelled images (False: source-free)
@@ -62,7 +63,7 @@ class AdaptationMethod(nn.Module):
     needs_strong_view: bool = False  # ... and a strongly augmented view of them
     metric_names: tuple[str, ...] = ("loss", "source_accuracy")
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def refresh(self, model: DigitClassifier, images: torch.Tensor, stats: DomainStats, step: int, steps_per_pass: int) -> None:
@@ -92,7 +93,7 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
 class SupervisedOnly(AdaptationMethod):
     """The baselines: CE(C(F(x)), y) on the labelled domain alone."""
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = model(batch.x_source)
         loss = F.cross_entropy(logits, batch.y_source)
         return loss, {"loss": loss.detach(), "source_accuracy": accuracy(logits, batch.y_source)}

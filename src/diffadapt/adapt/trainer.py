@@ -4,7 +4,7 @@ The pieces, each replaceable on its own:
 - :class:`BatchPlan`: which images each step sees (one shuffled order per epoch for each domain);
 - the method (``registry.make_method``): the objective of one batch, with its own parameters;
 - :func:`training_step`: normalise, augment, the method's loss, backward, the SGD update;
-- :func:`evaluate`, :func:`kept_model` and :class:`Selection`: accuracies, which network (the model or its
+- :func:`evaluate`, :func:`kept_model` and :class:`EpochSelector`: accuracies, which network (the model or its
   mean teacher) and which epoch's weights are kept;
 - the caller saves the result (``apps/adaptation/runs.py``).
 
@@ -31,7 +31,7 @@ import torch
 
 from diffadapt.adapt import augment
 from diffadapt.adapt.config import AdaptConfig
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.optim import TensorSGD, annealed_lr, reversal_coefficient
 from diffadapt.adapt.registry import make_method
@@ -94,7 +94,7 @@ def kept_model(config: AdaptConfig, model: DigitClassifier, method: AdaptationMe
     return averaged if config.final_weights == "teacher" and averaged is not None else model
 
 
-class Selection:
+class EpochSelector:
     """Which epoch's weights are kept: the last (``last``), the best on source val (``source-val``, label
     free), or the best on target val (``target-val-oracle``: reads target labels, for comparison only)."""
 
@@ -131,7 +131,7 @@ class AdaptResult:
 
 
 def training_step(
-    config: AdaptConfig, model: DigitClassifier, method: AdaptationMethod, optimizer: TensorSGD, schedule: Schedule,
+    config: AdaptConfig, model: DigitClassifier, method: AdaptationMethod, optimizer: TensorSGD, training: TrainingProgress,
     x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, labelled_stats: DomainStats, target_stats: DomainStats,
 ) -> dict[str, torch.Tensor]:
     """One step on uint8 batches x (labelled; unread by a source-free method) and xt (target): normalise,
@@ -149,7 +149,7 @@ def training_step(
             target_strong = augment.strong(target)
         if config.augment:
             target = augment.weak(target)
-    loss, metrics = method(model, Batch(labelled, y, target, target_strong), schedule)
+    loss, metrics = method(model, Batch(labelled, y, target, target_strong), training)
     loss.backward()
     optimizer.step()
     method.after_step(model)
@@ -198,14 +198,14 @@ def train_adaptation(
     static_x = torch.zeros((batch, *images_l.shape[1:]), dtype=torch.uint8, device=device)
     static_y = torch.zeros(batch, dtype=torch.int64, device=device)
     static_xt = torch.zeros((batch, *images_t.shape[1:]), dtype=torch.uint8, device=device)
-    schedule = Schedule(torch.zeros((), device=device), torch.zeros((), device=device))
+    training = TrainingProgress(torch.zeros((), device=device), torch.zeros((), device=device))
 
     def step_fn() -> dict[str, torch.Tensor]:
-        return training_step(config, model, method, optimizer, schedule, static_x, static_y, static_xt, labelled_stats, target_stats)
+        return training_step(config, model, method, optimizer, training, static_x, static_y, static_xt, labelled_stats, target_stats)
 
     runner = GraphRunner(step_fn, optimizer, enabled=config.cuda_graphs and device.type == "cuda")
     kept = kept_model(config, model, method)
-    selection = Selection(config.selection)
+    selection = EpochSelector(config.selection)
     history: list[dict[str, float]] = []
     sums = torch.zeros(len(method.metric_names), device=device)
     count = 0
@@ -217,8 +217,8 @@ def train_adaptation(
         p = step / total_steps
         lr = annealed_lr(config.lr, p, config.lr_alpha, config.lr_beta)
         optimizer.lr.fill_(lr)
-        schedule.progress.fill_(p)
-        schedule.reversal.fill_(reversal_coefficient(p, config.reversal_gamma, config.reversal_max))
+        training.fraction.fill_(p)
+        training.reversal.fill_(reversal_coefficient(p, config.reversal_gamma, config.reversal_max))
         index_l, index_t = plan.indices(step)
         static_x.copy_(images_l[index_l])
         static_y.copy_(labels_l[index_l])

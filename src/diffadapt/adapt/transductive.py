@@ -24,7 +24,7 @@ from dataclasses import replace
 import torch
 
 from diffadapt.adapt.config import AdaptConfig, FolderAdaptConfig
-from diffadapt.adapt.methods import AdaptationMethod, Schedule
+from diffadapt.adapt.methods import AdaptationMethod, TrainingProgress
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.optim import TensorSGD, annealed_lr
 from diffadapt.adapt.registry import make_method
@@ -75,17 +75,17 @@ def adapt_to_folder(
     parameters = [p for p in [*adapted.parameters(), *method.parameters()] if p.requires_grad]
     optimizer = TensorSGD(parameters, run_config.momentum, run_config.weight_decay, device)
     plan = BatchPlan(len(labelled), len(folder), batch_size, config.seed, device)
-    schedule = Schedule(torch.zeros((), device=device), torch.zeros((), device=device))
+    training = TrainingProgress(torch.zeros((), device=device), torch.zeros((), device=device))
     folder_stats, labelled_stats = folder_stats.to(device), labelled_stats.to(device)
     bar = progress_bar(config.steps, f"adapting to the folder ({config.method})", "step", enabled=progress)
     for step in range(config.steps):
         p = step / config.steps
         optimizer.lr.fill_(annealed_lr(config.lr, p, run_config.lr_alpha, run_config.lr_beta))
-        schedule.progress.fill_(p)
+        training.fraction.fill_(p)
         index_l, index_t = plan.indices(step)
         method.refresh(adapted, folder.images, folder_stats, step, plan.steps_per_epoch)
         optimizer.zero_grad()
-        training_step(method_config, adapted, method, optimizer, schedule, labelled.images[index_l], labelled.labels[index_l],
+        training_step(method_config, adapted, method, optimizer, training, labelled.images[index_l], labelled.labels[index_l],
                       folder.images[index_t], labelled_stats, folder_stats)
         bar.update(1)
     bar.close()

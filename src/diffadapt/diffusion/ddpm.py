@@ -48,8 +48,3 @@ def ddpm_step(
     if noise is None:
         raise ValueError("a DDPM step at t > 0 needs noise")
     return (mean + sigma * noise.float()).to(x_t.dtype)
-
-
-def ddpm_timesteps(num_timesteps: int) -> list[int]:
-    """Ancestral sampling visits every timestep: T-1, T-2, ..., 0."""
-    return list(range(num_timesteps - 1, -1, -1))

@@ -30,41 +30,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-
-from diffadapt.diffusion.ddim import SPACINGS, quadratic_timesteps, trailing_timesteps
-
-
-def multistep_timesteps(num_train_timesteps: int, num_steps: int, spacing: str = "leading") -> list[int]:
-    """The timesteps of diffusers' multistep schedulers (DPM-Solver++, UniPC), largest first.
-
-    With T = num_train_timesteps and n = num_steps:
-    - ``leading``: k * (T // (n + 1)) for k = n .. 1: n + 1 points of which 0 is dropped, so the last model
-      call is at T // (n + 1), not 0 (unlike DDIM's leading), e.g. 830, 664, 498, 332, 166 for T = 1000, n = 5;
-    - ``trailing``: T - k * T / n rounded, minus 1, for k = 0 .. n-1: starts at T - 1 (pure noise);
-    - ``linspace``: k * (T - 1) / n rounded, for k = n .. 1: n + 1 points from T - 1 to 0, 0 dropped;
-    - ``quadratic``: :func:`~diffadapt.diffusion.ddim.quadratic_timesteps` (diffusers: ``set_timesteps(timesteps=...)``).
-    Rounding is half to even, as numpy's.
-
-    Raises ValueError when a timestep would repeat (h = 0 breaks the second-order step).
-    """
-    if not 1 <= num_steps <= num_train_timesteps:
-        raise ValueError(f"steps must be in 1..{num_train_timesteps}, got {num_steps}")
-    if spacing == "leading":
-        stride = num_train_timesteps // (num_steps + 1)
-        steps = [k * stride for k in range(num_steps, 0, -1)]
-    elif spacing == "trailing":
-        steps = trailing_timesteps(num_train_timesteps, num_steps)
-    elif spacing == "linspace":
-        steps = np.linspace(0, num_train_timesteps - 1, num_steps + 1).round()[::-1][:-1].astype(np.int64).tolist()
-    elif spacing == "quadratic":
-        steps = quadratic_timesteps(num_train_timesteps, num_steps)
-    else:
-        raise ValueError(f"unknown spacing {spacing!r} (one of {', '.join(SPACINGS)})")
-    if len(set(steps)) < len(steps):
-        raise ValueError(f"{num_steps} steps of {spacing} spacing repeat a timestep of T = {num_train_timesteps}; use fewer steps")
-    return steps
 
 
 def vp_coefficients(alpha_bar: float) -> tuple[float, float, float]:

@@ -11,11 +11,11 @@ import torch
 
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
-from diffadapt.diffusion.ddim import Spacing
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
 from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance, check_interval_setting
-from diffadapt.diffusion.sampler import Method, SamplerConfig, check_eta_applies
+from diffadapt.diffusion.sampler import SamplerConfig, SamplerMethod, check_eta_applies
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
+from diffadapt.diffusion.timesteps import Spacing
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.io import CONFIG_FILE, check_weights_fit
@@ -31,7 +31,7 @@ def default_digits_checkpoint() -> Path:
 class SamplingDefaults(Settings):
     """A checkpoint's ``sampling`` section: the sampler and guidance its commands use unless told otherwise."""
 
-    method: Method = described("ddim", "sampling method")
+    method: SamplerMethod = described("ddim", "sampling method")
     steps: int = number(50, at_least=1, at_most=100_000, help="solver steps")
     eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM eta")
     spacing: Spacing = described("leading", "timestep spacing")

@@ -1,25 +1,26 @@
-"""One sampling loop for DDPM ancestral sampling, DDIM, DPM-Solver++(2M) and UniPC, for any epsilon-prediction model.
+"""The reverse process for any epsilon-prediction model: one short loop per sampler (DDPM ancestral sampling,
+DDIM, DPM-Solver++(2M) and its SDE variant, UniPC) over its pure step, chosen from :data:`SAMPLER_LOOPS`.
 
 ``eps_model(x, t)`` takes x (B, C, H, W) and t (B,) int64 and returns the predicted noise; conditional
 models are wrapped by :class:`diffadapt.diffusion.guidance.GuidedModel` first. The loop draws per-step
 noise from ``generator`` in a fixed order (one normal tensor of x's shape per step that needs it), so a
 seed fixes every result and a reference implementation can be fed the very same noise. The multistep
-solvers are deterministic; the loop keeps the history of data predictions their pure steps need.
+loops keep the data predictions their pure steps look back at.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 import torch
 
-from diffadapt.diffusion.ddim import Spacing, ddim_step, ddim_timesteps
-from diffadapt.diffusion.ddpm import ddpm_step, ddpm_timesteps
-from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_sde_step, dpmpp_2m_step, multistep_timesteps
+from diffadapt.diffusion.ddim import ddim_step
+from diffadapt.diffusion.ddpm import ddpm_step
+from diffadapt.diffusion.dpmpp_2m import dpmpp_2m_order, dpmpp_2m_sde_step, dpmpp_2m_step
 from diffadapt.diffusion.schedule import LinearSchedule, predict_x0
+from diffadapt.diffusion.timesteps import Spacing, ddim_timesteps, ddpm_timesteps, multistep_timesteps
 from diffadapt.diffusion.unipc import unic_step, unip_step, unipc_order
 from diffadapt.errors import InputError
 from diffadapt.progress import progress_bar
@@ -37,16 +38,16 @@ class ProgressBar(Protocol):
     def update(self, n: int = 1) -> object: ...
 
 
-Method = Literal["ddpm", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "unipc"]
+SamplerMethod = Literal["ddpm", "ddim", "dpmpp-2m", "dpmpp-2m-sde", "unipc"]
 Variance = Literal["posterior", "beta"]
-METHODS: tuple[str, ...] = get_args(Method)
+SAMPLER_METHODS: tuple[str, ...] = get_args(SamplerMethod)
 
 
 @dataclass
 class SamplerConfig(Settings):
     """How to run the reverse process; a checkpoint's ``sampling`` section holds its defaults."""
 
-    method: Method = described(
+    method: SamplerMethod = described(
         "ddim", "ddpm: ancestral, every timestep; ddim: Song et al.'s sub-sequence sampler; "
         "dpmpp-2m: DPM-Solver++(2M), Lu et al.; dpmpp-2m-sde: its stochastic (SDE) variant; unipc: UniPC-2 (bh2), Zhao et al.",
     )
@@ -96,6 +97,102 @@ def check_eta_applies(method: str, eta: float | None) -> None:
         raise InputError(f"eta {eta:g} applies to DDIM only; the {method} sampler has no eta (leave it out)")
 
 
+class _Walk:
+    """What every sampler's loop shares: the model call at a timestep (with the caller's callback and
+    progress bar) and the per-step noise, drawn in the loop's order."""
+
+    def __init__(self, eps_model: EpsModel, generator: torch.Generator | Sequence[torch.Generator] | None,
+                 callback: Callback | None, bar: ProgressBar | None) -> None:
+        self.eps_model, self.generator, self.callback, self.bar = eps_model, generator, callback, bar
+
+    def eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """The predicted noise at x (B, C, H, W), 0-based timestep t, in float32."""
+        if self.callback is not None:
+            self.callback(t + 1, x)
+        eps = self.eps_model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.int64)).float()
+        if self.bar is not None:
+            self.bar.update(1)
+        return eps
+
+    def x0(self, x: torch.Tensor, t: int, alpha_bar_t: float, clip: bool) -> torch.Tensor:
+        """The data prediction x0_theta(x_t, t) of the multistep solvers, clipped to [-1, 1] on request."""
+        x0 = predict_x0(x, self.eps(x, t), alpha_bar_t)
+        return x0.clamp(-1.0, 1.0) if clip else x0
+
+    def noise(self, x: torch.Tensor) -> torch.Tensor:
+        """z ~ N(0, I) of x's shape: from the batch's generator, or one sample from each sample's."""
+        if self.generator is None or isinstance(self.generator, torch.Generator):
+            return torch.randn(x.shape, generator=self.generator, device=x.device, dtype=torch.float32)
+        return torch.stack([torch.randn(x.shape[1:], generator=g, device=x.device, dtype=torch.float32) for g in self.generator])
+
+
+# Each loop: (walk, x_T, timesteps, alpha_bars, schedule, config) -> x_0, where alpha_bars[i] is alpha_bar at
+# timesteps[i] and alpha_bars[-1] = 1, the value after the last step (DDIM's set_alpha_to_one, the solvers'
+# final sigma 0).
+SamplerLoop = Callable[[_Walk, torch.Tensor, Sequence[int], Sequence[float], LinearSchedule, SamplerConfig], torch.Tensor]
+
+
+def ddpm_loop(walk: _Walk, x: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float], schedule: LinearSchedule,
+              config: SamplerConfig) -> torch.Tensor:
+    """Ancestral sampling: fresh noise at every step but the last (t = 0)."""
+    for t in timesteps:
+        eps = walk.eps(x, t)
+        x = ddpm_step(x, eps, t, schedule, walk.noise(x) if t > 0 else None, config.variance, config.clip_x0)
+    return x
+
+
+def ddim_loop(walk: _Walk, x: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float], schedule: LinearSchedule,
+              config: SamplerConfig) -> torch.Tensor:
+    """DDIM from alpha_bar_t to alpha_bar_prev; noise (eta > 0) at every step but the last, which goes to x_0."""
+    for index, t in enumerate(timesteps):
+        eps = walk.eps(x, t)
+        noise = walk.noise(x) if config.eta > 0 and index + 1 < len(timesteps) else None
+        x = ddim_step(x, eps, alpha_bars[index], alpha_bars[index + 1], config.eta, noise, config.clip_x0)
+    return x
+
+
+def dpmpp_2m_loop(walk: _Walk, x: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float], schedule: LinearSchedule,
+                  config: SamplerConfig, stochastic: bool = False) -> torch.Tensor:
+    """DPM-Solver++(2M), or with ``stochastic`` its SDE variant (fresh noise every step, the last included, as
+    diffusers draws it); a second-order step looks back at the previous point's (x0, alpha_bar)."""
+    previous: tuple[torch.Tensor, float] | tuple[()] = ()
+    for index, t in enumerate(timesteps):
+        x0 = walk.x0(x, t, alpha_bars[index], config.clip_x0)
+        earlier = previous if dpmpp_2m_order(index, len(timesteps)) == 2 else ()
+        if stochastic:
+            x = dpmpp_2m_sde_step(x, x0, alpha_bars[index], alpha_bars[index + 1], walk.noise(x), *earlier)
+        else:
+            x = dpmpp_2m_step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
+        previous = (x0, alpha_bars[index])
+    return x
+
+
+def dpmpp_2m_sde_loop(walk: _Walk, x: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float], schedule: LinearSchedule,
+                      config: SamplerConfig) -> torch.Tensor:
+    return dpmpp_2m_loop(walk, x, timesteps, alpha_bars, schedule, config, stochastic=True)
+
+
+def unipc_loop(walk: _Walk, x: torch.Tensor, timesteps: Sequence[int], alpha_bars: Sequence[float], schedule: LinearSchedule,
+               config: SamplerConfig) -> torch.Tensor:
+    """UniP predicts each step; from the second model call on, UniC first re-takes the last step from the
+    corrected sample it started at, now that the data prediction at its end is known (the same model call)."""
+    previous: tuple[torch.Tensor, float] | None = None  # (x0, alpha_bar) at the last point
+    before: tuple[torch.Tensor, float] | tuple[()] = ()  # ... and at the point before it
+    x_corrected, order = x, 1  # the sample the last prediction started from, and that prediction's order
+    for index, t in enumerate(timesteps):
+        x0 = walk.x0(x, t, alpha_bars[index], config.clip_x0)
+        if previous is not None:
+            x = unic_step(x_corrected, *previous, alpha_bars[index], x0, *(before if order == 2 else ()))
+        before, previous, x_corrected = previous or (), (x0, alpha_bars[index]), x
+        order = unipc_order(index, len(timesteps))
+        x = unip_step(x, x0, alpha_bars[index], alpha_bars[index + 1], *(before if order == 2 else ()))
+    return x
+
+
+SAMPLER_LOOPS: dict[str, SamplerLoop] = {"ddpm": ddpm_loop, "ddim": ddim_loop, "dpmpp-2m": dpmpp_2m_loop, "dpmpp-2m-sde": dpmpp_2m_sde_loop,
+                                         "unipc": unipc_loop}
+
+
 @torch.no_grad()
 def sample(
     eps_model: EpsModel,
@@ -115,63 +212,15 @@ def sample(
     uncorrected prediction, the sample the model is called at.
     """
     timesteps = config.timesteps(schedule)
-    x = x_T.float()
-    batch = x.shape[0]
-    # alpha_bar after the last step is 1: DDIM's set_alpha_to_one, the solvers' final sigma 0.
     alpha_bars = [float(schedule.alpha_bars[t]) for t in timesteps] + [1.0]
-    # (x0, alpha_bar) at the latest points, latest last: all that the order-2 solvers look back at.
-    history: deque[tuple[torch.Tensor, float]] = deque(maxlen=2)
-    x_corrected = x  # UniPC: the corrected sample the last prediction started from
-
-    def step_noise() -> torch.Tensor:
-        if generator is None or isinstance(generator, torch.Generator):
-            return torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-        return torch.stack([torch.randn(x.shape[1:], generator=g, device=x.device, dtype=torch.float32) for g in generator])
-
     # A caller's bar is never tested for truth: tqdm's bool() raises without a total.
-    own_bar = progress is True
-    if isinstance(progress, bool):
-        bar = progress_bar(len(timesteps), f"{config.method} sampling", "step") if progress else None
-    else:
-        bar = progress
-    for index, t in enumerate(timesteps):
-        if callback is not None:
-            callback(t + 1, x)
-        t_batch = torch.full((batch,), t, device=x.device, dtype=torch.int64)
-        eps = eps_model(x, t_batch).float()
-        if config.method == "ddpm":
-            noise = step_noise() if t > 0 else None
-            x = ddpm_step(x, eps, t, schedule, noise, config.variance, config.clip_x0)
-        elif config.method == "ddim":
-            alpha_bar_t = float(schedule.alpha_bars[t])
-            prev = timesteps[index + 1] if index + 1 < len(timesteps) else None
-            alpha_bar_prev = float(schedule.alpha_bars[prev]) if prev is not None else 1.0
-            noise = step_noise() if config.eta > 0 and prev is not None else None
-            x = ddim_step(x, eps, alpha_bar_t, alpha_bar_prev, config.eta, noise, config.clip_x0)
-        else:
-            x0 = predict_x0(x, eps, alpha_bars[index])
-            if config.clip_x0:
-                x0 = x0.clamp(-1.0, 1.0)
-            if config.method == "unipc" and index > 0:
-                # UniC re-takes the last step now that x0 at its end is known, from this same model call.
-                x0_last, alpha_bar_last = history[-1]
-                earlier = history[-2] if unipc_order(index - 1, len(timesteps)) == 2 else ()
-                x = unic_step(x_corrected, x0_last, alpha_bar_last, alpha_bars[index], x0, *earlier)
-            history.append((x0, alpha_bars[index]))
-            x_corrected = x
-            if config.method == "unipc":
-                earlier = history[-2] if unipc_order(index, len(timesteps)) == 2 else ()
-                x = unip_step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
-            else:
-                earlier = history[-2] if dpmpp_2m_order(index, len(timesteps)) == 2 else ()
-                if config.method == "dpmpp-2m-sde":  # fresh noise every step, the last included (as diffusers draws it)
-                    x = dpmpp_2m_sde_step(x, x0, alpha_bars[index], alpha_bars[index + 1], step_noise(), *earlier)
-                else:
-                    x = dpmpp_2m_step(x, x0, alpha_bars[index], alpha_bars[index + 1], *earlier)
-        if bar is not None:
-            bar.update(1)
-    if own_bar:
-        bar.close()
+    own_bar = progress_bar(len(timesteps), f"{config.method} sampling", "step") if progress is True else None
+    bar = own_bar if isinstance(progress, bool) else progress
+    try:
+        x = SAMPLER_LOOPS[config.method](_Walk(eps_model, generator, callback, bar), x_T.float(), timesteps, alpha_bars, schedule, config)
+    finally:
+        if own_bar is not None:
+            own_bar.close()
     if not bool(torch.isfinite(x).all()):
         # Finite weights can still overflow, and a schedule can be degenerate; NaN images would save as black.
         raise InputError("sampling produced NaN or infinite values: the network's weights or its noise schedule are broken")

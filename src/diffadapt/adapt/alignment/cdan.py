@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, accuracy, prediction_entropy
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy, prediction_entropy
 from diffadapt.adapt.modules.grl import reverse_gradient
 from diffadapt.adapt.modules.networks import DigitClassifier, domain_classifier
 from diffadapt.data.types import NUM_CLASSES
@@ -58,7 +58,7 @@ class CDAN(AdaptationMethod):
         self.discriminator = domain_classifier(features * NUM_CLASSES, hidden=hidden, dropout=dropout)
         self.entropy_weight = entropy_weight
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         count = batch.x_source.shape[0]
         features = model.extractor(torch.cat([batch.x_source, batch.x_target]))
         logits = model.classifier(features)
@@ -66,9 +66,9 @@ class CDAN(AdaptationMethod):
         predictions = F.softmax(logits, dim=1).detach()
         h = multilinear_map(features, predictions)
         domain_loss, domain_accuracy = conditional_adversarial_loss(
-            self.discriminator(reverse_gradient(h, schedule.reversal)), entropy_weights(predictions, count), count)
+            self.discriminator(reverse_gradient(h, training.reversal)), entropy_weights(predictions, count), count)
         loss = class_loss + domain_loss
         if self.entropy_weight > 0:
             loss = loss + self.entropy_weight * prediction_entropy(logits[count:])
         return loss, {"loss": loss.detach(), "source_accuracy": accuracy(logits[:count], batch.y_source),
-                      "domain_accuracy": domain_accuracy, "reversal": schedule.reversal.detach()}
+                      "domain_accuracy": domain_accuracy, "reversal": training.reversal.detach()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, accuracy, prediction_entropy
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy, prediction_entropy
 from diffadapt.adapt.modules.grl import reverse_gradient
 from diffadapt.adapt.modules.networks import DigitClassifier, domain_classifier
 
@@ -41,14 +41,14 @@ class DANN(AdaptationMethod):
         self.discriminator = domain_classifier(features, dropout=dropout)
         self.entropy_weight = entropy_weight
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         count = batch.x_source.shape[0]
         features = model.extractor(torch.cat([batch.x_source, batch.x_target]))
         logits = model.classifier(features[:count])
         class_loss = F.cross_entropy(logits, batch.y_source)
-        domain_loss, domain_accuracy = domain_adversarial_loss(self.discriminator(reverse_gradient(features, schedule.reversal)), count)
+        domain_loss, domain_accuracy = domain_adversarial_loss(self.discriminator(reverse_gradient(features, training.reversal)), count)
         loss = class_loss + domain_loss
         if self.entropy_weight > 0:
             loss = loss + self.entropy_weight * prediction_entropy(model.classifier(features[count:]))
         return loss, {"loss": loss.detach(), "source_accuracy": accuracy(logits, batch.y_source),
-                      "domain_accuracy": domain_accuracy, "reversal": schedule.reversal.detach()}
+                      "domain_accuracy": domain_accuracy, "reversal": training.reversal.detach()}

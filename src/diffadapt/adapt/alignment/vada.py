@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from diffadapt.adapt.alignment.dann import domain_adversarial_loss
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, accuracy, prediction_entropy
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy, prediction_entropy
 from diffadapt.adapt.modules.grl import reverse_gradient
 from diffadapt.adapt.modules.networks import DigitClassifier, domain_classifier
 from diffadapt.adapt.modules.vat import virtual_adversarial_loss
@@ -44,7 +44,7 @@ class VADA(AdaptationMethod):
         self.source_vat_weight, self.target_weight, self.radius = source_vat_weight, target_weight, radius
         self.register_buffer("domain_weight", torch.tensor(float(domain_weight)))
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         count = batch.x_source.shape[0]
         features = model.extractor(torch.cat([batch.x_source, batch.x_target]))
         logits = model.classifier(features)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.dropout import _DropoutNd
 
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, accuracy
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.data.types import NUM_CLASSES
 
@@ -69,7 +69,7 @@ class FixMatch(AdaptationMethod):
         self.register_buffer("source_mean", uniform.clone())
         self.register_buffer("target_mean", uniform.clone())
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         count = batch.x_source.shape[0]
         if self.teacher is None:
             logits = model(torch.cat([batch.x_source, batch.x_target, batch.x_target_strong]))

@@ -22,7 +22,7 @@ import copy
 
 import torch
 
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, prediction_entropy
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, prediction_entropy
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.modules.vat import kl_divergence, perturbation_passes, virtual_adversarial_loss
 from diffadapt.adapt.stats import DomainStats
@@ -46,7 +46,7 @@ class DIRTT(AdaptationMethod):
         if step % max(1, steps_per_pass) == 0:
             self.teacher.load_state_dict(model.state_dict())
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits = model(batch.x_target)
         with torch.no_grad(), perturbation_passes(self.teacher):
             teacher_logits = self.teacher(batch.x_target)

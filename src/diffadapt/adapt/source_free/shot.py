@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from diffadapt.adapt.methods import AdaptationMethod, Batch, Schedule, prediction_entropy
+from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, prediction_entropy
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise
 from diffadapt.data.types import NUM_CLASSES
@@ -89,7 +89,7 @@ class SHOT(AdaptationMethod):
         self.centroids.copy_(cluster_centroids(features, probabilities))
         model.train()
 
-    def forward(self, model: DigitClassifier, batch: Batch, schedule: Schedule) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, model: DigitClassifier, batch: Batch, training: TrainingProgress) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = hidden_features(model, batch.x_target)
         logits = model.classifier[-1](features)
         with torch.no_grad():

@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from diffadapt.adapt.config import METHODS
+from diffadapt.adapt.config import ADAPT_METHODS
 from diffadapt.apps.adaptation.runs import read_run_document, run_folders
 from diffadapt.data.domains import display_name
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
@@ -54,7 +54,7 @@ def collect(runs: list[str | Path]) -> dict[tuple[str, str], list[float]]:
                 raise InputError("results.target_val_accuracy must be a number in 0..1", folder / "config.json")
             method = method_name(config.method, config.recipe, config.selection, config.final_weights)
             rank = 0 if config.method == "source" else 2 if config.method == "target" else 1
-            order[method] = (rank, METHODS.index(config.method), config.recipe != "report", config.final_weights, config.selection)
+            order[method] = (rank, ADAPT_METHODS.index(config.method), config.recipe != "report", config.final_weights, config.selection)
             scenario = scenario_name(document["source"]["domain"], document["target"]["domain"], document["target"]["spec"])
             check_new_seed(seeds, (method, scenario, config.seed), folder)
             cells[(method, scenario)].append(float(accuracy))

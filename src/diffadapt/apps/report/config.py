@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from diffadapt.adapt.config import Method, Recipe
+from diffadapt.adapt.config import AdaptMethod, Recipe
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
-from diffadapt.diffusion.ddim import Spacing
 from diffadapt.diffusion.guidance import check_interval_setting
-from diffadapt.diffusion.sampler import Method as SamplerMethod
+from diffadapt.diffusion.sampler import SamplerMethod
+from diffadapt.diffusion.timesteps import Spacing
 from diffadapt.errors import InputError
 from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
 from diffadapt.settings import Settings, described, number
@@ -65,7 +65,7 @@ class DDIMPart(Settings):
 class AdaptPart(Settings):
     source: str = described("mnistm", "labelled source domain")
     targets: tuple[str, ...] = described(("usps", "svhn"), "target domains", unique=True)
-    methods: tuple[Method, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each", unique=True)
+    methods: tuple[AdaptMethod, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each", unique=True)
     recipe: Recipe = described("matched", "adaptation recipe")
     epochs: int = number(10, at_least=1, at_most=100_000, help="passes over the source's training split")
     batch_size: int = number(128, at_least=2, at_most=1 << 16, help="images per domain per step")
