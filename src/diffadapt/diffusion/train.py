@@ -23,6 +23,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -179,6 +180,72 @@ def compile_attempts(config: TrainConfig) -> list[str | None]:
     if config.compile_mode != "default":
         modes.append("default")
     return [*modes, None]
+
+
+def compile_with_fallback(
+    module: nn.Module, config: TrainConfig, first_step: Callable[[nn.Module], torch.Tensor], noise_generator: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+) -> tuple[nn.Module, str, torch.Tensor]:
+    """(the module to train with, its mode name, the loss of the first step) after running the first step.
+
+    torch.compile fails lazily, at the first call, in many ways across backends; so each mode of
+    :func:`compile_attempts` runs ``first_step`` in turn, and a failed attempt restores the noise stream
+    and drops its gradients before the next (eager always works, or its error is raised)."""
+    generator_state = noise_generator.get_state()
+    for mode in compile_attempts(config):
+        candidate = module if mode is None else torch.compile(module, mode=None if mode == "default" else mode)
+        try:
+            return candidate, mode or "eager", first_step(candidate)
+        except Exception as exc:  # compilation failures surface as many types, from many backends
+            if mode is None:
+                raise
+            warnings.warn(f"torch.compile (mode {mode}) failed, trying the next mode: {type(exc).__name__}: {exc}", stacklevel=2)
+            noise_generator.set_state(generator_state)
+            optimizer.zero_grad(set_to_none=True)
+    raise AssertionError("compile_attempts always ends with eager")
+
+
+@dataclass
+class TrainState:
+    """The counters of one invocation of the training loop: the step reached and the current log window.
+
+    ``loss_sum`` stays on the device (the loss is read back to the host once per log window, not per step);
+    ``tick`` is when the window's clock started; ``window_images`` the images trained on since."""
+
+    step: int
+    loss_sum: torch.Tensor
+    tick: float
+    loss_count: int = 0
+    last_loss: float = float("nan")
+    train_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    images_seen: int = 0
+    window_images: int = 0
+
+    def add_step(self, loss: torch.Tensor, batch_size: int) -> None:
+        self.loss_sum += loss
+        self.loss_count += 1
+        self.step += 1
+        self.images_seen += batch_size
+        self.window_images += batch_size
+
+    def close_window(self) -> tuple[float, float]:
+        """(mean loss, images/s) of the window now ending; starts the next."""
+        self.last_loss = float(self.loss_sum / max(1, self.loss_count))  # the one host sync per window
+        self.loss_sum.zero_()
+        self.loss_count = 0
+        now = time.perf_counter()
+        self.train_seconds += now - self.tick
+        rate = self.window_images / max(now - self.tick, 1e-9)
+        self.tick, self.window_images = now, 0
+        return self.last_loss, rate
+
+    def restart_clock(self, discard_window: bool = False) -> None:
+        """Time from now on counts as training; ``discard_window`` also forgets the window's images (after
+        a compiling first step, whose time is compilation, not training)."""
+        self.tick = time.perf_counter()
+        if discard_window:
+            self.window_images = 0
 
 
 class Checkpointer:
@@ -400,75 +467,47 @@ def train_diffusion(
 
     bar = progress_bar(total_steps, "training", "step", enabled=progress and rank == 0, leave=True)
     bar.update(start_step)
-    loss_sum = torch.zeros((), device=device)
-    loss_count, last_loss, train_seconds, compile_seconds, images_seen = 0, float("nan"), 0.0, 0.0, 0
-    step, stop = start_step, False
     end_step = min(total_steps, start_step + stop_after) if stop_after > 0 else total_steps
-
-    # The first step compiles (when asked): try each mode in turn, restoring the noise stream on failure.
-    tick = time.perf_counter()
-    compiled_mode = "eager"
-    generator_state = noise_generator.get_state()
-    for mode in compile_attempts(train_config):
-        train_model = wrapped if mode is None else torch.compile(wrapped, mode=None if mode == "default" else mode)
-        try:
-            loss_sum += run_step(train_model, step)
-        except Exception as exc:  # compilation failures surface as many types, from many backends
-            if mode is None:
-                raise
-            warnings.warn(f"torch.compile (mode {mode}) failed, trying the next mode: {type(exc).__name__}: {exc}", stacklevel=2)
-            noise_generator.set_state(generator_state)
-            optimizer.zero_grad(set_to_none=True)
-            continue
-        compiled_mode = mode or "eager"
-        break
-    if train_config.compile:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        compile_seconds = time.perf_counter() - tick  # the first step of a compiled model is mostly compilation
-        tick = time.perf_counter()
-        window_images = 0
-    else:
-        window_images = train_config.batch_size
-    loss_count, step, images_seen = 1, step + 1, train_config.batch_size
-    bar.update(1)
+    state = TrainState(step=start_step, loss_sum=torch.zeros((), device=device), tick=time.perf_counter())
 
     def log_window() -> None:
-        nonlocal last_loss, loss_count, train_seconds, tick, window_images
-        last_loss = float(loss_sum / max(1, loss_count))  # the one host sync per window
-        loss_sum.zero_()
-        loss_count = 0
-        now = time.perf_counter()
-        train_seconds += now - tick
-        rate = window_images / max(now - tick, 1e-9)
-        tick, window_images = now, 0
-        metrics.add(step=step, epoch=round(step / batches_per_epoch, 3), loss=last_loss,
-                    lr=learning_rate(train_config, step - 1, total_steps), images_per_s=round(rate, 1))
-        bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:,.0f}")
+        loss, rate = state.close_window()
+        metrics.add(step=state.step, epoch=round(state.step / batches_per_epoch, 3), loss=loss,
+                    lr=learning_rate(train_config, state.step - 1, total_steps), images_per_s=round(rate, 1))
+        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:,.0f}")
 
+    train_model, compiled_mode = None, "eager"
+    stop = False
     while True:
+        if train_model is None:  # the first step: it also finds the module that compiles (see compile_with_fallback)
+            train_model, compiled_mode, loss = compile_with_fallback(wrapped, train_config, lambda m: run_step(m, state.step),
+                                                                     noise_generator, optimizer)
+            state.add_step(loss, train_config.batch_size)
+            if train_config.compile:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                state.compile_seconds = time.perf_counter() - state.tick  # a compiled model's first step is mostly compilation
+                state.restart_clock(discard_window=True)
+        else:
+            state.add_step(run_step(train_model, state.step), train_config.batch_size)
+        bar.update(1)
+        step = state.step
         if step % train_config.log_every == 0 or step == total_steps:
             log_window()
             if train_config.time_limit > 0:
-                stop_flag = torch.tensor([train_seconds >= train_config.time_limit], device=device)
+                stop_flag = torch.tensor([state.train_seconds >= train_config.time_limit], device=device)
                 if world > 1:
                     dist.broadcast(stop_flag, 0)
                 stop = bool(stop_flag.item())
         if train_config.checkpoint_every > 0 and step % train_config.checkpoint_every == 0 and step < end_step and not stop:
-            checkpointer.save(step, last_loss, model, ema, optimizer, noise_generator, metrics)
-            tick = time.perf_counter()  # writing is not training
+            checkpointer.save(step, state.last_loss, model, ema, optimizer, noise_generator, metrics)
+            state.restart_clock()  # writing is not training
         if step >= end_step or stop:
             break
-        loss_sum += run_step(train_model, step)
-        loss_count += 1
-        step += 1
-        images_seen += train_config.batch_size
-        window_images += train_config.batch_size
-        bar.update(1)
-    if loss_count:
+    if state.loss_count:
         log_window()
     bar.close()
-    checkpointer.save(step, last_loss, model, ema, optimizer, noise_generator, metrics)
+    checkpointer.save(state.step, state.last_loss, model, ema, optimizer, noise_generator, metrics)
     if rank == 0:
         metrics.plot(run_dir / "curves.png", x="step", series=("loss", "lr", "images_per_s"))
     metrics.close()
@@ -476,7 +515,8 @@ def train_diffusion(
         dist.barrier()
     if initialised_here:
         dist.destroy_process_group()
-    return TrainResult(step, images_seen, train_seconds, compile_seconds, last_loss, run_dir, metrics.column("loss"), model, compiled_mode)
+    return TrainResult(state.step, state.images_seen, state.train_seconds, state.compile_seconds, state.last_loss, run_dir,
+                       metrics.column("loss"), model, compiled_mode)
 
 
 def resume_configs(run_dir: Path) -> tuple[dict[str, Any], UNetConfig, ScheduleConfig, TrainConfig]:
