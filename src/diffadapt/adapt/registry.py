@@ -18,11 +18,12 @@ def make_method(config: AdaptConfig, model: DigitClassifier) -> AdaptationMethod
     if config.method in ("source", "target"):
         return SupervisedOnly()
     if config.method == "dann":
-        return DANN(features, config.entropy_weight, config.domain_dropout)
+        return DANN(features, entropy_weight=config.entropy_weight, dropout=config.domain_dropout)
     if config.method == "cdan":
-        return CDAN(features, config.entropy_weight, config.domain_dropout)
+        return CDAN(features, entropy_weight=config.entropy_weight, dropout=config.domain_dropout)
     if config.method == "fixmatch":
-        return FixMatch(model, config.confidence, config.unlabelled_weight, config.teacher_decay, config.align_distribution)
+        return FixMatch(model, threshold=config.confidence, weight=config.unlabelled_weight, teacher_decay=config.teacher_decay,
+                        align=config.align_distribution)
     if config.method == "vada":
         return VADA(features, domain_weight=config.domain_weight, source_vat_weight=config.source_vat_weight,
                     target_weight=config.target_weight, radius=config.vat_radius)

@@ -13,7 +13,7 @@ from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
 from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance, check_interval_setting
-from diffadapt.diffusion.sampler import SamplerConfig, SamplerMethod, check_eta_applies
+from diffadapt.diffusion.sampler import SamplerConfig, SamplerMethod
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.timesteps import Spacing
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
@@ -100,9 +100,9 @@ class LoadedModel:
         """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""
         d = self.defaults
         method = method if method is not None else d.method
-        check_eta_applies(method, eta)
         if eta is None:  # the checkpoint's eta belongs to its own method
             eta = d.eta if method == d.method else 0.0
+        # SamplerConfig refuses an eta given to a sampler that has none.
         config = SamplerConfig(method=method, steps=steps if steps is not None else d.steps, eta=eta,
                                spacing=spacing if spacing is not None else d.spacing, clip_x0=d.clip_x0)
         config.timesteps(self.schedule)  # steps within the schedule's T

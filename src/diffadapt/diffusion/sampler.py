@@ -57,6 +57,11 @@ class SamplerConfig(Settings):
     clip_x0: bool = described(False, "clip the predicted x0 to [-1, 1] at each step")
     variance: Variance = described("posterior", "DDPM only: posterior (beta_tilde) or beta")
 
+    def validate(self) -> None:
+        # An eta given to a sampler that has none would read as having changed the samples.
+        if self.method != "ddim" and self.eta != 0.0:
+            raise InputError(f"eta {self.eta:g} applies to DDIM only; the {self.method} sampler has no eta (leave it out)")
+
     def timesteps(self, schedule: LinearSchedule) -> list[int]:
         if self.method == "ddpm":
             return ddpm_timesteps(schedule.num_timesteps)
@@ -88,13 +93,6 @@ def per_sample_generators(seed: int, indices: Sequence[int], device: torch.devic
     """One generator per sample for the per-step noise of stochastic samplers (DDPM, DDIM with eta > 0),
     seeded by (seed, sample index): a sample is the same whatever the batch size or the samples beside it."""
     return [torch.Generator(device=device).manual_seed(seed * 2**24 + int(i) + 1) for i in indices]
-
-
-def check_eta_applies(method: str, eta: float | None) -> None:
-    """A caller's eta with a method that has none is refused rather than ignored (it would read as having
-    changed the samples)."""
-    if method != "ddim" and eta not in (None, 0.0):
-        raise InputError(f"eta {eta:g} applies to DDIM only; the {method} sampler has no eta (leave it out)")
 
 
 class _Walk:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from diffadapt.adapt.config import AdaptConfig
 from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy, prediction_entropy
 from diffadapt.adapt.modules.grl import reverse_gradient
 from diffadapt.adapt.modules.networks import DigitClassifier, domain_classifier
 from diffadapt.data.types import NUM_CLASSES
+from diffadapt.settings import field_default
 
 
 def multilinear_map(features: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
@@ -53,7 +55,8 @@ class CDAN(AdaptationMethod):
     needs_target = True
     metric_names = ("loss", "source_accuracy", "domain_accuracy", "reversal")
 
-    def __init__(self, features: int, entropy_weight: float = 0.0, dropout: float = 0.0, hidden: int = 256) -> None:
+    def __init__(self, features: int, *, entropy_weight: float = field_default(AdaptConfig, "entropy_weight"),
+                 dropout: float = field_default(AdaptConfig, "domain_dropout"), hidden: int = 256) -> None:
         super().__init__()
         self.discriminator = domain_classifier(features * NUM_CLASSES, hidden=hidden, dropout=dropout)
         self.entropy_weight = entropy_weight

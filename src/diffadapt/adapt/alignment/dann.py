@@ -17,9 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from diffadapt.adapt.config import AdaptConfig
 from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy, prediction_entropy
 from diffadapt.adapt.modules.grl import reverse_gradient
 from diffadapt.adapt.modules.networks import DigitClassifier, domain_classifier
+from diffadapt.settings import field_default
 
 
 def domain_adversarial_loss(domain_logits: torch.Tensor, source_count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +38,8 @@ class DANN(AdaptationMethod):
     needs_target = True
     metric_names = ("loss", "source_accuracy", "domain_accuracy", "reversal")
 
-    def __init__(self, features: int, entropy_weight: float = 0.0, dropout: float = 0.0) -> None:
+    def __init__(self, features: int, *, entropy_weight: float = field_default(AdaptConfig, "entropy_weight"),
+                 dropout: float = field_default(AdaptConfig, "domain_dropout")) -> None:
         super().__init__()
         self.discriminator = domain_classifier(features, dropout=dropout)
         self.entropy_weight = entropy_weight

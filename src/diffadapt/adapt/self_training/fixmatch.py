@@ -30,9 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.dropout import _DropoutNd
 
+from diffadapt.adapt.config import AdaptConfig
 from diffadapt.adapt.methods import AdaptationMethod, Batch, TrainingProgress, accuracy
 from diffadapt.adapt.modules.networks import DigitClassifier
 from diffadapt.data.types import NUM_CLASSES
+from diffadapt.settings import field_default
 
 
 def align_distribution(probabilities: torch.Tensor, source_mean: torch.Tensor, target_mean: torch.Tensor) -> torch.Tensor:
@@ -56,8 +58,10 @@ class FixMatch(AdaptationMethod):
     needs_strong_view = True
     metric_names = ("loss", "source_accuracy", "mask_rate", "pseudo_label_loss")
 
-    def __init__(self, model: DigitClassifier, threshold: float = 0.95, weight: float = 1.0, teacher_decay: float = 0.99,
-                 align: bool = True, momentum: float = 0.999) -> None:
+    # Defaults are AdaptConfig's (their one source); make_method passes the run's by name.
+    def __init__(self, model: DigitClassifier, *, threshold: float = field_default(AdaptConfig, "confidence"),
+                 weight: float = field_default(AdaptConfig, "unlabelled_weight"), teacher_decay: float = field_default(AdaptConfig, "teacher_decay"),
+                 align: bool = field_default(AdaptConfig, "align_distribution"), momentum: float = 0.999) -> None:
         super().__init__()
         self.threshold = threshold
         self.weight = weight

@@ -14,7 +14,7 @@ from typing import Literal
 
 from diffadapt.adapt.config import AdaptMethod, Recipe
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
-from diffadapt.diffusion.guidance import check_interval_setting
+from diffadapt.diffusion.guidance import GUIDANCE_MAX, check_interval_setting
 from diffadapt.diffusion.sampler import SamplerMethod
 from diffadapt.diffusion.timesteps import Spacing
 from diffadapt.errors import InputError
@@ -37,7 +37,7 @@ class DigitsPart(Settings):
     steps: int | None = number(None, at_least=1, at_most=100_000, help="solver steps; None: the checkpoint's")
     eta: float | None = number(None, at_least=0.0, at_most=1.0, help="DDIM eta; None: the checkpoint's")
     spacing: Spacing | None = described(None, "timestep spacing; None: the checkpoint's")
-    guidance: float | None = number(None, at_least=0.0, at_most=50.0, help="guidance scale; None: the checkpoint's")
+    guidance: float | None = number(None, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale; None: the checkpoint's")
     guidance_interval: tuple[int, ...] | Literal["all"] | None = described(None, "[lo, hi] timesteps, 'all', or None: the checkpoint's")
     classifier: str = described("", "the course's Classifier.pth; empty: no course accuracy")
     judge: str = described(SHIPPED, "judge run folder; default: the shipped MNIST-M judge")
