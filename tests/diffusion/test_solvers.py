@@ -280,13 +280,21 @@ def test_callback_and_progress_see_every_step(method):
 
 @pytest.mark.parametrize("method", SOLVERS)
 def test_clip_x0_bounds_the_result(method):
-    # The last step returns the (clipped) data prediction; eta, which these solvers ignore, changes nothing.
+    # The last step returns the (clipped) data prediction. (These solvers have no eta: SamplerConfig refuses
+    # one, see test_eta_is_refused_by_the_solvers_that_have_none; it used to be accepted and ignored here.)
     schedule = LinearSchedule(COURSE)
     x_T = 3 * torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    clipped = sample(make_eps_model(schedule), x_T, schedule, SamplerConfig(method, 10, eta=1.0, clip_x0=True))
+    clipped = sample(make_eps_model(schedule), x_T, schedule, SamplerConfig(method, 10, clip_x0=True))
     assert clipped.abs().max() <= 1.0
     free = sample(make_eps_model(schedule), x_T, schedule, SamplerConfig(method, 10, clip_x0=False))
     assert free.abs().max() > 1.0
+
+
+@pytest.mark.parametrize("method", SOLVERS)
+def test_eta_is_refused_by_the_solvers_that_have_none(method):
+    with pytest.raises(InputError, match=f"eta 1 applies to DDIM only; the {method} sampler has no eta"):
+        SamplerConfig(method, 10, eta=1.0)
+    assert SamplerConfig(method, 10, eta=0.0).eta == 0.0
 
 
 def test_sampling_builds_no_autograd_graph_and_refuses_non_finite_results():
