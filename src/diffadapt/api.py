@@ -28,11 +28,12 @@ from diffadapt.apps.adaptation.tsne import tsne_figures
 from diffadapt.apps.digits.export import export_diffusers
 from diffadapt.apps.digits.generate import initial_noise, sample_digits, to_images
 from diffadapt.apps.digits.training import train_digits as train_digit_run
-from diffadapt.apps.faces.models import NoiseModel, course_sampler, load_face_model, sample_noise_model, to_graded_images
+from diffadapt.apps.faces.models import course_sampler, load_face_model, to_graded_images
 from diffadapt.data import DigitSet, TensorImages
 from diffadapt.data.types import NUM_CLASSES
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import LoadedModel, load_model
+from diffadapt.diffusion.noise_model import NoiseModel, sample_batched
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
@@ -134,7 +135,7 @@ class FaceModel:
         noise = noise[None] if noise.ndim == 3 else noise
         if noise.ndim != 4 or not bool(torch.isfinite(noise).all()):
             raise InputError(f"noise must be finite (N, C, H, W) or (C, H, W), got shape {tuple(noise.shape)}")
-        raw = sample_noise_model(self.model, noise, course_sampler(self.model, steps, eta, method), seed=seed, progress=False)
+        raw = sample_batched(self.model, noise, course_sampler(self.model, steps, eta, method), seed=seed, progress=False)
         return _as_output(to_graded_images(raw), as_pil)
 
 

@@ -32,6 +32,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def bf16_autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """The one bf16 autocast context of sampling and training (a no-op when not ``enabled``)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def cpu_bf16_supported() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX-512 BF16 / AMX); AVX2-only CPUs emulate it slowly."""
     try:

@@ -189,11 +189,11 @@ def test_eta_grid_and_interpolation_with_a_digit_checkpoint(run_cli, tmp_path):
 
 
 def test_digit_checkpoint_keeps_its_clipping_and_faces_do_not(tmp_path, diffusers_unet):
-    from diffadapt.apps.faces.models import digit_noise_model, load_face_model
+    from diffadapt.apps.faces.models import load_face_model
     from diffadapt.diffusion.models import load_model
 
     train_tiny(tmp_path / "digits", embedded_classes("mnistm", (5,)), steps=2)
-    assert digit_noise_model(load_model(tmp_path / "digits"), 5, 2.0).clip_x0
+    assert load_model(tmp_path / "digits").noise_model(2.0, 5).clip_x0
     assert not load_face_model(diffusers_unet).clip_x0
 
 

@@ -18,6 +18,7 @@ from diffadapt.cli.common import (
     whole_number,
 )
 from diffadapt.device import PRECISIONS
+from diffadapt.diffusion.models import DIGIT_FIGURE_STEPS
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.train import TrainConfig
 
@@ -37,7 +38,7 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--ckpt", default=None, help="a digit run folder, or 'default' for the shipped digit model")
     source.add_argument("--digit", type=whole_number, default=0, help="class to draw with a digit checkpoint (default: 0)")
     source.add_argument("--guidance", type=finite_float, default=None, help="guidance scale for a digit checkpoint (default: the checkpoint's)")
-    add_setting(p, "--steps", SamplerConfig, default_text="50 for a face UNet, 10 for a digit checkpoint (see MODEL_CARD.md)")
+    add_setting(p, "--steps", SamplerConfig, default_text=f"50 for a face UNet, {DIGIT_FIGURE_STEPS} for a digit checkpoint (see MODEL_CARD.md)")
     add_runtime(p)
 
 
@@ -111,9 +112,9 @@ def run_generate(args: argparse.Namespace) -> int:
         load_face_model,
         load_noise_dir,
         mse_against,
-        sample_noise_model,
         to_graded_images,
     )
+    from diffadapt.diffusion.noise_model import sample_batched
     from diffadapt.errors import InputError
     from diffadapt.io import atomic_dir, write_png
 
@@ -132,7 +133,7 @@ def run_generate(args: argparse.Namespace) -> int:
     sampler = course_sampler(model, *(default if value is None else value for value, default in ((args.steps, 50), (args.eta, 0.0), (args.method, "ddim"))))
     start = time.perf_counter()
     with atomic_dir(args.out_dir, overwrite=args.overwrite) as tmp:  # checked before the work, removed if it fails
-        images = to_graded_images(sample_noise_model(model, noises, sampler, seed=args.seed, batch_size=args.batch_size))
+        images = to_graded_images(sample_batched(model, noises, sampler, seed=args.seed, batch_size=args.batch_size))
         for name, image in zip(names, images):
             write_png(tmp / f"{name}.png", image)
         errors = mse_against(images, gt_paths) if gt_paths is not None else None  # inside: a bad GT leaves no folder

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
-from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance, check_interval_setting
+from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance, GuidedModel, check_interval_setting
+from diffadapt.diffusion.noise_model import NoiseModel
 from diffadapt.diffusion.sampler import SamplerConfig, SamplerMethod
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.diffusion.timesteps import Spacing
@@ -25,6 +26,15 @@ from diffadapt.settings import Settings, described, number
 def default_digits_checkpoint() -> Path:
     """The pretrained digit model shipped inside the package (see MODEL_CARD.md)."""
     return Path(str(resources.files("diffadapt").joinpath("assets", "digits_default")))
+
+
+# The digit model's DDIM figures (eta grid, interpolation) use 10 DDIM steps with trailing spacing: deterministic
+# sampling (eta 0) of the shipped model leaves high-frequency noise that grows with the number of steps (DDIM 250
+# < 100 < 50 < 25 < 10 in legibility), from its eps predictions at low noise, whatever the clipping, spacing,
+# guidance scale or interval (benchmarks/RESULTS.md, "DDIM figures on the digit model"); at 10 steps every eta
+# row is legible.
+DIGIT_FIGURE_STEPS = 10
+DIGIT_FIGURE_SPACING = "trailing"
 
 
 @dataclass
@@ -58,9 +68,6 @@ class LoadedModel:
     def model_config(self) -> UNetConfig:
         return self.model.config
 
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
     def check_classes(self, labels: torch.Tensor | Sequence[int]) -> None:
         """Refuse a class the network was not trained on: label ``num_classes`` is its null (unconditional)
         class and anything above it indexes past the embedding, so neither may pass as a digit."""
@@ -71,6 +78,33 @@ class LoadedModel:
         if labels.numel() and int(labels.max()) >= classes:
             raise InputError(f"digit {int(labels.max())} is not a class of this model: its model.num_classes is {classes} "
                              f"(classes 0..{classes - 1})", self.model_file)
+
+    def noise_model(self, guidance: Guidance | float, digit: int | None = None) -> NoiseModel:
+        """This checkpoint as a :class:`NoiseModel`: guided eps(x, t) for each batch's labels, or with
+        ``digit`` for that one class whatever the labels (the DDIM figures draw a digit model like a face
+        model); x0 clipped as the checkpoint's sampling defaults say."""
+        null = self.model_config.null_label
+        if null is None:
+            raise InputError("this checkpoint is unconditional; --digit needs a class-conditional digit model")
+        if digit is not None:
+            self.check_classes([digit])
+        network = self.model
+
+        def bind(labels: torch.Tensor | None) -> GuidedModel | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+            if digit is None:
+                return GuidedModel(network, labels, guidance, null)
+
+            def one_class(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return GuidedModel(network, torch.full((x.shape[0],), digit, device=x.device, dtype=torch.int64), guidance, null)(x, t)
+
+            return one_class
+
+        cfg = self.model_config
+        # Strong guidance drives unclipped x0 predictions far outside [-1, 1] at intermediate eta (measured on the
+        # shipped model, eta 0.5: output std 1.45, max 5.0); the checkpoint's sampling default clips them.
+        name = "digit model" if digit is None else f"digit model, class {digit}"
+        return NoiseModel(bind, self.schedule, name, network, self.device, self.bf16, self.defaults.clip_x0,
+                          size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1), source=self.model_file)
 
     @property
     def sampling_defaults(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from torch import nn
 
 from diffadapt.data.batches import epoch_batches
 from diffadapt.data.memory import TensorImages
-from diffadapt.device import Precision
+from diffadapt.device import Precision, bf16_autocast
 from diffadapt.diffusion.checkpoint import STATE_FILE, WEIGHTS_FILE, load_resume_state, save_checkpoint
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon_loss
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
@@ -156,8 +156,8 @@ class Runtime:
     bf16: bool
     channels_last: bool
 
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+    def autocast(self) -> torch.autocast:
+        return bf16_autocast(self.device, self.bf16)
 
 
 def runtime_for(config: TrainConfig, device: torch.device) -> Runtime:

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.diffusion.guidance import Guidance, GuidedModel
+from diffadapt.diffusion.guidance import Guidance
 from diffadapt.diffusion.models import LoadedModel
-from diffadapt.diffusion.sampler import SamplerConfig, initial_noise, per_sample_generators, sample
-from diffadapt.errors import InputError
+from diffadapt.diffusion.noise_model import sample_batched
+from diffadapt.diffusion.sampler import SamplerConfig, initial_noise
 from diffadapt.images import model_to_nhwc
 from diffadapt.io import atomic_dir, write_png
-from diffadapt.progress import progress_bar
 
 NUM_DIGITS = 10
 
@@ -37,35 +36,10 @@ def sample_digits(
     ``indices`` name the images for their per-step noise (default 0 .. N-1; see ``sampler.per_sample_generators``);
     ``callback(batch_index, t, x)`` sees each batch's reverse process (see ``sampler.Callback``).
     """
-    device = loaded.device
     loaded.check_classes(labels)
-    null = loaded.model_config.null_label
-    if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
-    indices = list(range(len(labels))) if indices is None else list(indices)
-    starts = list(range(0, len(labels), batch_size))
-    steps = len(sampler.timesteps(loaded.schedule))
-    bar = progress_bar(len(starts) * steps, f"generating {len(labels)} images", "step", enabled=progress)
-    outputs = []
-    for batch_index, start in enumerate(starts):
-        batch_labels = labels[start : start + batch_size].to(device)
-        noise = x_T[start : start + batch_size].to(device)
-        if device.type == "cuda":
-            noise = noise.contiguous(memory_format=torch.channels_last)
-        guided = GuidedModel(loaded.model, batch_labels, guidance, null)
-
-        def eps_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with loaded.autocast():
-                return guided(x, t)
-
-        step_callback = None
-        if callback is not None:
-            step_callback = lambda t, x, b=batch_index: callback(b, t, x)  # noqa: E731
-        generators = per_sample_generators(seed, indices[start : start + batch_size], device)
-        x0 = sample(eps_model, noise, loaded.schedule, sampler, generators, step_callback, progress=bar if progress else False)
-        outputs.append(x0.clamp(-1, 1).cpu())
-    bar.close()
-    return torch.cat(outputs)
+    x0 = sample_batched(loaded.noise_model(guidance), x_T, sampler, seed, batch_size, progress, labels=labels, indices=indices,
+                        callback=callback, description=f"generating {len(labels)} images")
+    return x0.clamp(-1, 1)
 
 
 def graded_labels(per_class: int) -> torch.Tensor:

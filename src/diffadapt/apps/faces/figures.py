@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.apps.faces.models import NoiseModel, sample_noise_model
 from diffadapt.diffusion.interpolate import lerp, slerp
+from diffadapt.diffusion.noise_model import NoiseModel, sample_batched
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.errors import InputError
 from diffadapt.viz.grid import save_grid
@@ -32,7 +32,7 @@ def eta_grid(
     rows = []
     for eta in etas:
         sampler = SamplerConfig(method="ddim", steps=steps, eta=eta, spacing=spacing, clip_x0=model.clip_x0)
-        rows.append(to_images(sample_noise_model(model, noises, sampler, seed=seed, progress=False)))
+        rows.append(to_images(sample_batched(model, noises, sampler, seed=seed, progress=False)))
     images = np.concatenate(rows)
     return save_grid(
         out, images, len(noises), row_labels=[f"eta={e:g}" for e in etas], col_labels=list(noise_names),
@@ -51,7 +51,7 @@ def interpolation_rows(
     sampler = SamplerConfig(method=method, steps=steps, eta=0.0, spacing=spacing, clip_x0=model.clip_x0)
     if sampler.method == "ddpm":
         raise InputError("interpolation needs a deterministic sampler (ddim, dpmpp-2m or unipc), not ddpm")
-    images = to_images(sample_noise_model(model, torch.cat([slerped, lerped]), sampler, progress=False))
+    images = to_images(sample_batched(model, torch.cat([slerped, lerped]), sampler, progress=False))
     return save_grid(
         out, images, len(alphas), row_labels=["slerp", "linear"], col_labels=[f"{a:g}" for a in alphas],
         scale=_scale_for(images.shape[1]), title=title,

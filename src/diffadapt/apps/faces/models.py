@@ -20,47 +20,18 @@ from diffadapt.diffusion.checkpoint import FACES_KIND
 from diffadapt.diffusion.course_unet import COURSE_IMAGE_SIZE, MULTIPLIERS, load_course_unet
 from diffadapt.diffusion.diffusers_format import UNET_DIR
 from diffadapt.diffusion.diffusers_unet import load_unconditional_unet
-from diffadapt.diffusion.guidance import Guidance, GuidedModel
-from diffadapt.diffusion.models import LoadedModel, load_model
-from diffadapt.diffusion.sampler import SamplerConfig, initial_noise, per_sample_generators, sample
+from diffadapt.diffusion.models import DIGIT_FIGURE_SPACING, DIGIT_FIGURE_STEPS, LoadedModel, load_model
+from diffadapt.diffusion.noise_model import NoiseModel
+from diffadapt.diffusion.sampler import SamplerConfig, initial_noise
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
 from diffadapt.images import minmax_to_uint8, model_to_nhwc, nchw_to_nhwc
 from diffadapt.io import CONFIG_FILE, read_run_config, safe_torch_load
-from diffadapt.progress import progress_bar
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
 MAX_NOISE_STEM_BYTES = 200
-MAX_SIZE_FACTOR = 2  # noise sides up to twice a network's training size
 MAX_NOISE_VALUE = 100.0  # |z| > 100 has probability ~0 for any N(0, 1) sample: such a file is not noise
-
-
-@dataclass
-class NoiseModel:
-    """An eps(x, t) callable with the schedule it was trained on."""
-
-    eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    schedule: LinearSchedule
-    name: str
-    module: torch.nn.Module
-    device: torch.device
-    bf16: bool
-    clip_x0: bool = False  # the course's faces: no clipping; digit checkpoints: their own default
-    size_multiple: int = 1  # image sides the network accepts are multiples of this (its halvings)
-    trained_size: int | None = None  # the side of its training images, where known
-    source: Path | None = None  # the file or folder it was read from
-
-    def check_noise(self, noise: torch.Tensor, source: str | Path | None = None) -> None:
-        """Noise (N, C, H, W) this network can denoise: sides multiples of its halvings and at most
-        ``MAX_SIZE_FACTOR`` times its training size: attention over all positions can need memory that grows
-        with the fourth power of the side, and a network says nothing meaningful far beyond its training size."""
-        h, w = noise.shape[-2:]
-        if h < self.size_multiple or h % self.size_multiple or w % self.size_multiple:
-            raise InputError(f"noise of size {h}x{w} does not fit {self.name}: sides must be multiples of {self.size_multiple}", source)
-        if self.trained_size and max(h, w) > MAX_SIZE_FACTOR * self.trained_size:
-            raise InputError(f"noise of size {h}x{w} is too large for {self.name}, trained on {self.trained_size}x{self.trained_size} images: "
-                             f"sides must be at most {MAX_SIZE_FACTOR * self.trained_size}", source)
 
 
 def load_face_model(path: str | Path, device: torch.device | str = "cpu", precision: str = "fp32") -> NoiseModel:
@@ -75,7 +46,7 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
         module = load_course_unet(path).to(device)
         if device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
-        return NoiseModel(_wrap(lambda x, t: module(x, t), device, bf16), LinearSchedule(COURSE_SCHEDULE), "course UNet", module,
+        return NoiseModel(lambda labels: module, LinearSchedule(COURSE_SCHEDULE), "course UNet", module,
                           device, bf16, size_multiple=2 ** (len(MULTIPLIERS) - 1), trained_size=COURSE_IMAGE_SIZE, source=path)
     if not (path / CONFIG_FILE).is_file():
         if (path / UNET_DIR / CONFIG_FILE).is_file():  # a diffusers pipeline folder
@@ -86,20 +57,12 @@ def load_face_model(path: str | Path, device: torch.device | str = "cpu", precis
         loaded = load_model(path, kind=FACES_KIND, device=device, precision="bf16" if bf16 else "fp32")
         module = loaded.model
         cfg = loaded.model_config
-        return NoiseModel(_wrap(lambda x, t: module(x, t, None), device, bf16), loaded.schedule, "diffadapt faces run", module, device, bf16,
+        return NoiseModel(lambda labels: lambda x, t: module(x, t, None), loaded.schedule, "diffadapt faces run", module, device, bf16,
                           size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1), trained_size=cfg.image_size, source=path)
     if config.get("_class_name") == "UNet2DModel":
         return _load_diffusers(path, device, bf16)
     raise InputError(f"config.json describes neither a diffusers UNet2DModel nor a diffadapt faces run (kind {config.get('kind')!r}, "
                      f"_class_name {config.get('_class_name')!r})", path / CONFIG_FILE)
-
-
-def _wrap(fn, device: torch.device, bf16: bool):
-    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            return fn(x, t).float()
-
-    return eps
 
 
 def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
@@ -112,7 +75,7 @@ def _load_diffusers(path: Path, device: torch.device, bf16: bool) -> NoiseModel:
     halvings = len(module.config.block_out_channels) - 1  # the last block does not downsample
     sample_size = module.config.sample_size  # an int, a pair or None
     trained = max(sample_size) if isinstance(sample_size, (list, tuple)) and sample_size else sample_size
-    return NoiseModel(_wrap(lambda x, t: module(x, t).sample, device, bf16), LinearSchedule(schedule or COURSE_SCHEDULE),
+    return NoiseModel(lambda labels: lambda x, t: module(x, t).sample, LinearSchedule(schedule or COURSE_SCHEDULE),
                       "diffusers UNet2DModel", module, device, bf16, size_multiple=2 ** halvings,
                       trained_size=trained if isinstance(trained, int) and trained > 0 else None, source=path)
 
@@ -159,34 +122,6 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
     return [p.stem for p in paths], torch.cat(tensors)
 
 
-def sample_noise_model(
-    model: NoiseModel, x_T: torch.Tensor, sampler: SamplerConfig, seed: int = 0, batch_size: int = 10, progress: bool = True,
-) -> torch.Tensor:
-    """Run ``sampler`` from the given noises (N, C, H, W); returns raw float32 outputs (N, C, H, W) on the CPU.
-
-    The per-step noise of a stochastic sampler is drawn per image from ``seed`` (the same whatever the batch
-    size); ``sampler.clip_x0`` should follow the model's convention (``NoiseModel.clip_x0``).
-    """
-    if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
-    model.check_noise(x_T)
-    steps = len(sampler.timesteps(model.schedule))  # checked against the schedule before any work
-    starts = range(0, len(x_T), batch_size)
-    bar = progress_bar(len(starts) * steps, f"sampling {len(x_T)} images", "step", enabled=progress)
-    outputs = []
-    for start in starts:
-        x = x_T[start : start + batch_size].to(model.device)
-        if model.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        generators = per_sample_generators(seed, range(start, start + len(x)), model.device)
-        try:
-            outputs.append(sample(model.eps, x, model.schedule, sampler, generators, progress=bar if progress else False).cpu())
-        except InputError as exc:
-            raise InputError(f"{model.name}: {exc}", model.source) from None
-    bar.close()
-    return torch.cat(outputs)
-
-
 def course_sampler(model: NoiseModel, steps: int = 50, eta: float = 0.0, method: str = "ddim") -> SamplerConfig:
     """The graded setting: ``leading`` timesteps (diffusers' ``timestep_spacing="leading"``) and the model's own
     x0 clipping convention (none for the course's UNet)."""
@@ -225,20 +160,12 @@ class FigureInputs:
     spacing: str
 
 
-# The digit model's figures use 10 DDIM steps with trailing spacing: deterministic sampling (eta 0) of the
-# shipped model leaves high-frequency noise that grows with the number of steps (DDIM 250 < 100 < 50 < 25 <
-# 10 in legibility), from its eps predictions at low noise, whatever the clipping, spacing, guidance scale or
-# interval (benchmarks/RESULTS.md, "DDIM figures on the digit model"); at 10 steps every eta row is legible.
-DIGIT_FIGURE_STEPS = 10
-DIGIT_FIGURE_SPACING = "trailing"
-
-
 def digit_figure_inputs(loaded: LoadedModel, digit: int, count: int, seed: int, guidance: float | None = None,
                         steps: int | None = None) -> FigureInputs:
     """A digit checkpoint as a figure's model: class ``digit``, the checkpoint's guidance (or ``guidance``),
     ``count`` noises from ``seed``, the digit figures' steps and spacing (or ``steps``)."""
     cfg = loaded.model_config
-    model = digit_noise_model(loaded, digit, loaded.guidance(guidance))
+    model = loaded.noise_model(loaded.guidance(guidance), digit)
     noises = initial_noise(count, (cfg.in_channels, cfg.image_size, cfg.image_size), seed)
     return FigureInputs(model, noises, [f"z{i}" for i in range(count)], model_to_nhwc,
                         DIGIT_FIGURE_STEPS if steps is None else steps, DIGIT_FIGURE_SPACING)
@@ -253,22 +180,3 @@ def face_figure_inputs(unet: str | Path, noise_dir: str | Path, count: int, devi
         raise InputError(f"needs {count} noise files, found {len(noises)}", noise_dir)
     model.check_noise(noises, noise_dir)
     return FigureInputs(model, noises[:count], names[:count], to_graded_images, 50 if steps is None else steps, "leading")
-
-
-def digit_noise_model(loaded: LoadedModel, digit: int, guidance: Guidance | float) -> NoiseModel:
-    """A conditional digit checkpoint seen as eps(x, t) for one class, for the DDIM figures without face data."""
-    null = loaded.model_config.null_label
-    if null is None:
-        raise InputError("this checkpoint is unconditional; --digit needs a class-conditional digit model")
-    loaded.check_classes([digit])
-
-    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        labels = torch.full((x.shape[0],), digit, device=x.device, dtype=torch.int64)
-        with loaded.autocast():
-            return GuidedModel(loaded.model, labels, guidance, null)(x, t)
-
-    # Strong guidance drives unclipped x0 predictions far outside [-1, 1] at intermediate eta (measured on the
-    # shipped model, eta 0.5: output std 1.45, max 5.0); the checkpoint's sampling default clips them.
-    cfg = loaded.model_config
-    return NoiseModel(eps, loaded.schedule, f"digit model, class {digit}", loaded.model, loaded.device, loaded.bf16, loaded.defaults.clip_x0,
-                      size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1))

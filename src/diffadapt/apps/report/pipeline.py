@@ -29,7 +29,6 @@ from diffadapt.apps.faces.models import (
     face_figure_inputs,
     load_noise_dir,
     mse_against,
-    sample_noise_model,
     to_graded_images,
 )
 from diffadapt.apps.preview import preview_grid
@@ -40,6 +39,7 @@ from diffadapt.data.domains import folder_name
 from diffadapt.data.prepare import describe
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import load_model
+from diffadapt.diffusion.noise_model import sample_batched
 from diffadapt.errors import InputError
 from diffadapt.evaluate.judge import load_judge
 from diffadapt.evaluate.lenet import load_course_classifier
@@ -134,7 +134,7 @@ def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str
         if part.gt_dir:
             names, noises = load_noise_dir(part.noise_dir)
             start = time.perf_counter()
-            outputs = to_graded_images(sample_noise_model(figure.model, noises, course_sampler(figure.model, figure.steps), progress=False))
+            outputs = to_graded_images(sample_batched(figure.model, noises, course_sampler(figure.model, figure.steps), progress=False))
             result["generate_s"] = time.perf_counter() - start
             errors = mse_against(outputs, [Path(part.gt_dir) / f"{n}.png" for n in names])
             result["mse"] = {n: e for n, e in zip(names, errors)}
