@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffadapt.apps.digits.generate import GENERATION_BATCH_SIZE
 from diffadapt.cli.common import (
     add_command,
     add_family,
     add_setting,
-    finite_float,
     given,
     parse_timestep_interval,
     pick_device,
@@ -17,6 +17,7 @@ from diffadapt.cli.common import (
     whole_number,
 )
 from diffadapt.device import PRECISIONS
+from diffadapt.diffusion.models import SamplingDefaults
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
@@ -55,12 +56,13 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     add_setting(p, "--steps", SamplerConfig, default_text=checkpoint_default("steps"))
     add_setting(p, "--eta", SamplerConfig, default_text=checkpoint_default("eta"))
     add_setting(p, "--spacing", SamplerConfig, default_text=checkpoint_default("spacing"))
-    p.add_argument("--guidance", type=finite_float, default=None, metavar="S",
-                   help=f"classifier-free guidance scale s (s = 1 + w of the (1 + w) eps_c - w eps_u form) (default: {checkpoint_default('guidance')})")
+    add_setting(p, "--guidance", SamplingDefaults, metavar="S", default_text=checkpoint_default("guidance"),
+                help="classifier-free guidance scale s (s = 1 + w of the (1 + w) eps_c - w eps_u form)")
     p.add_argument("--guidance-interval", type=parse_timestep_interval, default=None, metavar="LO:HI",
                    help="apply guidance only at timesteps LO..HI (0-based, inclusive), the conditional model elsewhere; "
                    f"'all' for every step (default: {checkpoint_default('guidance_interval') if shipped.get('guidance_interval') else 'the checkpoint; the shipped model: all'})")
-    p.add_argument("--batch-size", type=whole_number, default=500, help="images per forward pass (memory only: results do not depend on it) (default: 500)")
+    p.add_argument("--batch-size", type=whole_number, default=GENERATION_BATCH_SIZE,
+                   help=f"images per forward pass (memory only: results do not depend on it) (default: {GENERATION_BATCH_SIZE})")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffadapt.apps.faces.training import FaceRunSettings
 from diffadapt.cli.common import (
     add_command,
     add_family,
@@ -22,6 +23,7 @@ from diffadapt.diffusion.models import DIGIT_FIGURE_STEPS
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.train import TrainConfig
 
+FACE_RUN_SETTINGS = ("size", "limit", "timesteps", "base_channels")
 FACE_TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "seed", "checkpoint_every", "compile", "compile_mode", "precision")
 
 
@@ -72,10 +74,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p = add_command(commands, "train", run_train, "Train an unconditional DDPM on a folder (or .zip) of face images.")
     p.add_argument("image_dir", help="folder or .zip of images (any size; centre-cropped and resized)")
     p.add_argument("--out", required=True)
-    p.add_argument("--size", type=whole_number, default=64, help="image side, 16..256, halvable three times (four from 64) (default: 64)")
-    p.add_argument("--limit", type=whole_number, default=0, help="use only the first N images (default: all)")
-    p.add_argument("--timesteps", type=whole_number, default=1000, help="T of the linear schedule (default: 1000)")
-    p.add_argument("--base-channels", type=whole_number, default=64, help="channels of the first level (default: 64)")
+    for name in FACE_RUN_SETTINGS:
+        add_setting(p, "--" + name.replace("_", "-"), FaceRunSettings, name)
     for name in FACE_TRAIN_SETTINGS:
         add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
     p.add_argument("--resume", action="store_true")
@@ -176,8 +176,8 @@ def run_interpolate(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from diffadapt.apps.faces.training import train_faces
 
-    result = train_faces(args.image_dir, Path(args.out), size=args.size, limit=args.limit, base_channels=args.base_channels,
-                         timesteps=args.timesteps, train=given(args, FACE_TRAIN_SETTINGS), resume=args.resume, device=pick_device(args.device),
+    result = train_faces(args.image_dir, Path(args.out), FaceRunSettings(**given(args, FACE_RUN_SETTINGS)), train=given(args, FACE_TRAIN_SETTINGS),
+                         resume=args.resume, device=pick_device(args.device),
                          progress=not args.no_progress, tensorboard=args.tensorboard)
     print(f"trained to step {result.steps}: loss {result.final_loss:.4f} in {result.train_seconds:.1f} s; checkpoint, metrics.csv and curves.png in {args.out}")
     return 0

@@ -16,6 +16,7 @@ from diffadapt.images import model_to_nhwc
 from diffadapt.io import atomic_dir, write_png
 
 NUM_DIGITS = 10
+GENERATION_BATCH_SIZE = 500  # images per forward pass: memory only, results do not depend on it
 
 
 def sample_digits(
@@ -25,7 +26,7 @@ def sample_digits(
     sampler: SamplerConfig,
     guidance: Guidance | float,
     seed: int,
-    batch_size: int = 500,
+    batch_size: int = GENERATION_BATCH_SIZE,
     progress: bool = True,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     indices: Sequence[int] | None = None,
@@ -58,7 +59,7 @@ def to_images(x: torch.Tensor) -> np.ndarray:
 
 
 def generate_images(loaded: LoadedModel, per_class: int, sampler: SamplerConfig, guidance: Guidance, seed: int,
-                    batch_size: int = 500, progress: bool = True) -> tuple[np.ndarray, torch.Tensor]:
+                    batch_size: int = GENERATION_BATCH_SIZE, progress: bool = True) -> tuple[np.ndarray, torch.Tensor]:
     """``per_class`` images of each digit 0..9 in the graded order: ((N, H, W, C) uint8, (N,) labels)."""
     labels = graded_labels(per_class)
     cfg = loaded.model_config
@@ -67,7 +68,7 @@ def generate_images(loaded: LoadedModel, per_class: int, sampler: SamplerConfig,
 
 
 def generate_graded(loaded: LoadedModel, out_dir: Path, per_class: int, sampler: SamplerConfig, guidance: Guidance, seed: int,
-                    batch_size: int = 500, overwrite: bool = False, progress: bool = True) -> int:
+                    batch_size: int = GENERATION_BATCH_SIZE, overwrite: bool = False, progress: bool = True) -> int:
     """Write ``{digit}_{index:03d}.png`` for ``per_class`` images of each digit, atomically; returns the network
     evaluations each image cost."""
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:  # checked before the work, removed if it fails

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,25 @@ from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import nhwc_to_nchw
-from diffadapt.settings import is_whole_number
+from diffadapt.settings import Settings, field_default, is_whole_number, number
 
 # Settings of a face run that differ from TrainConfig's digit-oriented defaults.
 FACE_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50.0, "batch_size": 64, "p_uncond": 0.0}
 MIN_SIZE, MAX_SIZE = 16, 256
 
 
-def face_model_config(size: int, base_channels: int = 64) -> UNetConfig:
+@dataclass
+class FaceRunSettings(Settings):
+    """A new face run's images and network: the one source of these defaults (``faces train`` reads its options
+    from here). The bounds of base_channels and timesteps are UNetConfig's and ScheduleConfig's, checked there."""
+
+    size: int = number(64, at_least=MIN_SIZE, at_most=MAX_SIZE, help="image side, 16..256, halvable three times (four from 64)")
+    limit: int = number(0, at_least=0, help="use only the first N images (0: all)")
+    base_channels: int = number(64, help="channels of the first level")
+    timesteps: int = number(1000, help="T of the linear schedule")
+
+
+def face_model_config(size: int, base_channels: int = field_default(FaceRunSettings, "base_channels")) -> UNetConfig:
     """The face UNet for size x size images: four levels (1, 2, 2, 2) from 64 pixels up, three below,
     attention on the second-to-last level (8x8 at 64 pixels), no classes."""
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -33,14 +45,14 @@ def face_model_config(size: int, base_channels: int = 64) -> UNetConfig:
 
 
 def train_faces(
-    images_source: str | Path, out: Path, size: int = 64, limit: int = 0, base_channels: int = 64, timesteps: int = 1000,
-    train: dict[str, Any] | None = None, resume: bool = False, device: torch.device | None = None, progress: bool = True,
-    tensorboard: str | Path | None = None,
+    images_source: str | Path, out: Path, run: FaceRunSettings | None = None, train: dict[str, Any] | None = None, resume: bool = False,
+    device: torch.device | None = None, progress: bool = True, tensorboard: str | Path | None = None,
 ) -> TrainResult:
-    """Train an unconditional DDPM on a folder or .zip of face images (centre-cropped, resized) into ``out``."""
+    """Train an unconditional DDPM on a folder or .zip of face images (centre-cropped, resized) into ``out``;
+    ``run``: the new run's images and network (default FaceRunSettings(); a resumed run keeps its own)."""
     out = Path(out)
-    if limit < 0:
-        raise InputError(f"limit must be 0 (all) or more, got {limit}")
+    run = run or FaceRunSettings()
+    size, limit = run.size, run.limit
     if resume:
         config, model_config, schedule_config, train_config = resume_configs(out)
         data = config.get("data")
@@ -56,8 +68,8 @@ def train_faces(
     else:
         if (out / "config.json").exists():
             raise InputError("run folder already holds a run; pass --resume to continue it or choose another --out", out)
-        model_config = face_model_config(size, base_channels)
-        schedule_config = ScheduleConfig(timesteps, 1e-4, 0.02)
+        model_config = face_model_config(size, run.base_channels)
+        schedule_config = ScheduleConfig(run.timesteps, 1e-4, 0.02)
         train_config = TrainConfig(**{**FACE_TRAIN_DEFAULTS, **(train or {})})
     images = read_face_images(images_source, size, limit)
     data = TensorImages(nhwc_to_nchw(images), torch.full((len(images),), -1), "faces")

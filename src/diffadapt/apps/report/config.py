@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from diffadapt.adapt.config import AdaptMethod, Recipe
+from diffadapt.apps.digits.generate import GENERATION_BATCH_SIZE
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.diffusion.guidance import GUIDANCE_MAX, check_interval_setting
 from diffadapt.diffusion.sampler import SamplerMethod
@@ -43,7 +44,7 @@ class DigitsPart(Settings):
     judge: str = described(SHIPPED, "judge run folder; default: the shipped MNIST-M judge")
     real: str = described("", "real labelled digits for the classification accuracy score; empty: none")
     score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings", unique=True)
-    batch_size: int = number(500, at_least=1, at_most=100_000, help="images per forward pass")
+    batch_size: int = number(GENERATION_BATCH_SIZE, at_least=1, at_most=100_000, help="images per forward pass")
 
     def validate(self) -> None:
         if isinstance(self.guidance_interval, tuple):  # checked here, so the error names the key before any work
