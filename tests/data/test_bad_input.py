@@ -599,3 +599,42 @@ def test_output_that_is_a_pipe_is_not_replaced(run_cli, tmp_path):
     code, _, err = run_cli("data", "preview", "mnist", "--out", pipe)
     assert code == 2 and "not a file" in err and len(err.strip().splitlines()) == 1
     assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and list(tmp_path.iterdir()) == [pipe]
+
+
+@pytest.mark.parametrize("alias", ["a.png", "./a.png"])
+def test_a_csv_naming_an_image_twice_is_refused_before_reading(run_cli, tmp_path, monkeypatch, alias):
+    """A million rows naming one small image were read a million times (minutes, gigabytes): a csv names each
+    image once, checked on the names alone."""
+    root = tmp_path / "course"
+    (root / "data").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(root / "data" / "a.png")
+    (root / "train.csv").write_text(f"image_name,label\na.png,1\nb.png,2\n{alias},3\n")
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(root / "data" / "b.png")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr("diffadapt.data.imageio.decode", no_decoding)
+    code, _, err = run_cli("data", "info", root)
+    assert code == 2 and "row 4" in err and "named again (first on row 2)" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_images_declaring_more_than_the_array_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    """The first header fixes the shape, so N images of it are checked against MAX_ARRAY_BYTES before any is decoded."""
+    from diffadapt.data.imageio import read_images
+    from diffadapt.errors import InputError
+
+    paths = []
+    for index in range(5):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(paths[-1])
+    monkeypatch.setattr("diffadapt.data.formats.checks.MAX_ARRAY_BYTES", 4 * 28 * 28 * 3)  # room for four
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr("diffadapt.data.imageio.decode", no_decoding)
+    with pytest.raises(InputError, match=r"the list of 5 images of 28x28x3 declares a 5x28x28x3 array"):
+        read_images(paths, progress=False, source=tmp_path)
+    monkeypatch.undo()
+    assert read_images(paths[:4], progress=False).shape == (4, 28, 28, 3)
