@@ -317,7 +317,8 @@ def load_weights(path: Path, expected: Mapping[str, torch.Tensor] | None = None)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
-            declared = {key: (tuple(handle.get_slice(key).get_shape()), handle.get_slice(key).get_dtype()) for key in handle.keys()}
+            slices = {key: handle.get_slice(key) for key in handle.keys()}
+            declared = {key: (tuple(part.get_shape()), part.get_dtype()) for key, part in slices.items()}
             total = sum(math.prod(shape) * _DECLARED_ITEMSIZE.get(dtype, 1) for shape, dtype in declared.values())
             if total > MAX_WEIGHTS_BYTES:
                 raise InputError(f"header declares {total / 2**30:.1f} GiB of tensors, over the {MAX_WEIGHTS_BYTES / 2**30:.0f} GiB "

@@ -183,14 +183,14 @@ def trained_seeds(out: Path, seeds: Sequence[int], config: AdaptConfig, source: 
             continue
         document, saved = read_run_document(folder)
         expected = replace(config, seed=seed)
-        differing = [f.name for f in fields(AdaptConfig) if getattr(saved, f.name) != getattr(expected, f.name)]
-        differing += [f"{domain}.spec" for domain, data in (("source", source), ("target", target)) if document[domain]["spec"] != data.spec]
+        # (key, saved value, this run's value) of every setting and domain spec that differs
+        differing = [(f.name, getattr(saved, f.name), getattr(expected, f.name)) for f in fields(AdaptConfig)
+                     if getattr(saved, f.name) != getattr(expected, f.name)]
+        differing += [(f"{domain}.spec", document[domain]["spec"], data.spec) for domain, data in (("source", source), ("target", target))
+                      if document[domain]["spec"] != data.spec]
         if differing:
-            key = differing[0]
-            saved_value = document[key.split(".")[0]]["spec"] if key.endswith(".spec") else getattr(saved, key)
-            now_value = (source if key.startswith("source") else target).spec if key.endswith(".spec") else getattr(expected, key)
-            raise InputError(f"was trained with {key} = {saved_value!r}, this run has {now_value!r}: --resume continues the same run only",
-                             folder / CONFIG_FILE)
+            key, was, now = differing[0]
+            raise InputError(f"was trained with {key} = {was!r}, this run has {now!r}: --resume continues the same run only", folder / CONFIG_FILE)
         done.append(seed)
     return done
 
