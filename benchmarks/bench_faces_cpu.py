@@ -15,6 +15,7 @@ from common import print_table
 from diffadapt.apps.faces.models import COURSE_SCHEDULE, course_sampler
 from diffadapt.diffusion.course_unet import CourseFaceUNet, golden_weights
 from diffadapt.diffusion.noise_model import NoiseModel, sample_batched
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import LinearSchedule
 
 
@@ -30,7 +31,7 @@ def main() -> None:
     noise_model = NoiseModel(lambda labels: model, LinearSchedule(COURSE_SCHEDULE), "course UNet", model, torch.device("cpu"), False, size_multiple=32)
     noises = torch.randn(args.images, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    sample_batched(noise_model, noises, course_sampler(noise_model, args.steps), batch_size=args.images)
+    sample_batched(noise_model, noises, course_sampler(noise_model, SamplingSettings(steps=args.steps)), batch_size=args.images)
     seconds = time.perf_counter() - start
     print_table("course face UNet on the CPU (fp32)", [
         (f"{args.images} images {args.size}x{args.size}, {args.steps} DDIM steps", f"{seconds:.1f} s", "printed (course allows 300 s on an RTX 2080 Ti)"),

@@ -34,6 +34,7 @@ from diffadapt.data.types import NUM_CLASSES
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import LoadedModel, load_model
 from diffadapt.diffusion.noise_model import NoiseModel, sample_batched
+from diffadapt.diffusion.sampling import SamplingSettings, check_interval_within
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
@@ -84,11 +85,13 @@ class DigitModel:
             raise InputError("digits must name at least one digit, got an empty sequence")
         n = _whole_number("n", n, 1, 100_000)
         seed = _whole_number("seed", seed, 0, 2**31 - 1)
-        sampler = self.loaded.sampler(method, steps, eta, spacing)
+        check_interval_within(guidance_interval, self.loaded.schedule)
+        sampler, guided = self.loaded.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing, guidance=guidance,
+                                                                guidance_interval=guidance_interval))
         labels = torch.tensor(classes).repeat_interleave(n)
         cfg = self.loaded.model_config
         x_T = initial_noise(len(labels), (cfg.in_channels, cfg.image_size, cfg.image_size), seed)
-        x0 = sample_digits(self.loaded, labels, x_T, sampler, self.loaded.guidance(guidance, guidance_interval), seed, progress=progress)
+        x0 = sample_digits(self.loaded, labels, x_T, sampler, guided, seed, progress=progress)
         return _as_output(to_images(x0), as_pil)
 
     def export_diffusers(self, out: str | Path, overwrite: bool = False) -> Path:
@@ -127,15 +130,15 @@ class FaceModel:
 
     model: NoiseModel
 
-    def sample(self, noise: torch.Tensor, steps: int = 50, eta: float = 0.0, method: str = "ddim", seed: int = 0,
+    def sample(self, noise: torch.Tensor, steps: int | None = None, eta: float | None = None, method: str | None = None, seed: int = 0,
                as_pil: bool = False) -> np.ndarray | list[Image.Image]:
         """Images from the given noise (N, 3, H, W) or (3, H, W) float: the graded rule (per-image min-max to
-        [0, 255]), (N, H, W, 3) uint8. Defaults are the graded setting: DDIM, 50 leading steps, eta 0."""
+        [0, 255]), (N, H, W, 3) uint8. steps / eta / method: None is the graded setting (``course_sampler``)."""
         noise = torch.as_tensor(noise, dtype=torch.float32)
         noise = noise[None] if noise.ndim == 3 else noise
         if noise.ndim != 4 or not bool(torch.isfinite(noise).all()):
             raise InputError(f"noise must be finite (N, C, H, W) or (C, H, W), got shape {tuple(noise.shape)}")
-        raw = sample_batched(self.model, noise, course_sampler(self.model, steps, eta, method), seed=seed, progress=False)
+        raw = sample_batched(self.model, noise, course_sampler(self.model, SamplingSettings(method=method, steps=steps, eta=eta)), seed=seed, progress=False)
         return _as_output(to_graded_images(raw), as_pil)
 
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from diffadapt.adapt.config import AdaptConfig
 from diffadapt.apps.report.config import AdaptPart, DDIMPart, DigitsPart, ReportConfig
 from diffadapt.diffusion.guidance import Guidance
-from diffadapt.diffusion.models import SamplingDefaults
 from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
@@ -22,7 +22,7 @@ from diffadapt.errors import InputError
 from diffadapt.evaluate.accuracy_score import ScoreConfig
 from diffadapt.evaluate.judge import JudgeTrainConfig
 
-CONFIGS = [UNetConfig, ScheduleConfig, SamplerConfig, TrainConfig, AdaptConfig, SamplingDefaults, Guidance, ScoreConfig,
+CONFIGS = [UNetConfig, ScheduleConfig, SamplerConfig, TrainConfig, AdaptConfig, SamplingSettings, Guidance, ScoreConfig,
            JudgeTrainConfig, DigitsPart, DDIMPart, AdaptPart, ReportConfig]
 
 scalars = st.one_of(

@@ -93,12 +93,12 @@ def parse_timestep_interval(text: str) -> tuple[int, int] | str:
 
 def _parser_for(annotation: Any) -> tuple[Callable[[str], Any] | None, tuple | None]:
     """(type, choices) for an argparse option from a field annotation."""
+    if get_origin(annotation) is not None and type(None) in get_args(annotation):  # X | None: an option is X or not given
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
     choices = choices_of(annotation)
     if choices is not None:
         kind = type(choices[0])
         return (whole_number if kind is int else str), choices
-    if get_origin(annotation) is not None and type(None) in get_args(annotation):
-        annotation = next(a for a in get_args(annotation) if a is not type(None))
     if annotation is int:
         return whole_number, None
     if annotation is float:
@@ -109,24 +109,27 @@ def _parser_for(annotation: Any) -> tuple[Callable[[str], Any] | None, tuple | N
 
 
 def add_setting(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, config: type, name: str | None = None,
-                help: str | None = None, default_text: str | None = None, **kwargs: Any) -> argparse.Action:  # noqa: A002
+                help: str | None = None, default_text: str | None = None, parse: Callable[[str], Any] | None = None,  # noqa: A002
+                **kwargs: Any) -> argparse.Action:
     """An option for field ``name`` of dataclass ``config`` (default: the flag without dashes, - as _).
 
     Booleans become ``--flag / --no-flag``. The option's value is None unless given; the help shows the
-    config's default (or ``default_text``, e.g. "the checkpoint's").
+    config's default (or ``default_text``, e.g. "the checkpoint's"). ``parse`` reads the text where the
+    annotation alone does not say how (e.g. ``LO:HI`` or ``all``); the config still checks the value.
     """
     name = name or flag.lstrip("-").replace("-", "_")
     annotation = field_annotation(config, name)
     text = help if help is not None else field_help(config, name)
-    shown = default_text if default_text is not None else _default_text(field_default(config, name))
+    shown = default_text if default_text is not None else shown_default(field_default(config, name))
     full_help = (f"{text} (default: {shown})" if text else f"default: {shown}").replace("%", "%%")  # argparse formats help with %
-    if annotation is bool:
+    if annotation is bool or annotation == bool | None:
         return parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
-    kind, choices = _parser_for(annotation)
+    kind, choices = _parser_for(annotation) if parse is None else (parse, None)
     return parser.add_argument(flag, type=kind, choices=choices, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
 
 
-def _default_text(value: Any) -> str:
+def shown_default(value: Any) -> str:
+    """A default as the help shows it: lists comma-separated, floats short, None as none."""
     if isinstance(value, (tuple, list)):
         return ",".join(str(v) for v in value)
     if value is None:

@@ -14,11 +14,11 @@ from diffadapt.cli.common import (
     parse_timestep_interval,
     pick_device,
     seed_number,
+    shown_default,
     whole_number,
 )
 from diffadapt.device import PRECISIONS
-from diffadapt.diffusion.models import SamplingDefaults
-from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.sampling import SAMPLING_FIELDS, SamplingSettings, check_interval_within
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
@@ -47,20 +47,22 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     shipped = shipped_defaults()
 
     def checkpoint_default(key: str) -> str:
-        return f"the checkpoint's; the shipped model's is {shipped[key]}" if key in shipped else "the checkpoint's"
+        if key not in shipped:
+            return "the checkpoint's"
+        value = shipped[key]
+        if key == "guidance_interval":  # written as the option reads it
+            value = "all" if value is None else ":".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        return f"the checkpoint's; the shipped model's is {shown_default(value)}"
 
     p.add_argument("--ckpt", default=None,
                    help="run folder of a trained model, or a diffusers folder written by `digits export` (default: the shipped checkpoint)")
     p.add_argument("--seed", type=seed_number, default=0, help="fixes the initial noise and the per-step noise (default: 0)")
-    add_setting(p, "--method", SamplerConfig, default_text=checkpoint_default("method"))
-    add_setting(p, "--steps", SamplerConfig, default_text=checkpoint_default("steps"))
-    add_setting(p, "--eta", SamplerConfig, default_text=checkpoint_default("eta"))
-    add_setting(p, "--spacing", SamplerConfig, default_text=checkpoint_default("spacing"))
-    add_setting(p, "--guidance", SamplingDefaults, metavar="S", default_text=checkpoint_default("guidance"),
-                help="classifier-free guidance scale s (s = 1 + w of the (1 + w) eps_c - w eps_u form)")
-    p.add_argument("--guidance-interval", type=parse_timestep_interval, default=None, metavar="LO:HI",
-                   help="apply guidance only at timesteps LO..HI (0-based, inclusive), the conditional model elsewhere; "
-                   f"'all' for every step (default: {checkpoint_default('guidance_interval') if shipped.get('guidance_interval') else 'the checkpoint; the shipped model: all'})")
+    for name in SAMPLING_FIELDS:
+        flag = "--" + name.replace("_", "-")
+        if name == "guidance_interval":
+            add_setting(p, flag, SamplingSettings, name, default_text=checkpoint_default(name), parse=parse_timestep_interval, metavar="LO:HI")
+        else:
+            add_setting(p, flag, SamplingSettings, name, default_text=checkpoint_default(name), metavar="S" if name == "guidance" else None)
     p.add_argument("--batch-size", type=whole_number, default=GENERATION_BATCH_SIZE,
                    help=f"images per forward pass (memory only: results do not depend on it) (default: {GENERATION_BATCH_SIZE})")
     p.add_argument("--device", default="auto")
@@ -149,8 +151,8 @@ def sampling_setup(args: argparse.Namespace):
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     loaded = load_model(args.ckpt, device=pick_device(args.device), precision=args.precision)
-    sampler = loaded.sampler(args.method, args.steps, args.eta, args.spacing)
-    return loaded, sampler, loaded.guidance(args.guidance, args.guidance_interval)
+    check_interval_within(args.guidance_interval, loaded.schedule)
+    return (loaded, *loaded.sampling(SamplingSettings(**{name: getattr(args, name) for name in SAMPLING_FIELDS})))
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from diffadapt.cli.common import (
     add_command,
     add_family,
     add_setting,
-    finite_float,
     given,
     parse_float_list,
     pick_device,
@@ -20,8 +19,11 @@ from diffadapt.cli.common import (
 )
 from diffadapt.device import PRECISIONS
 from diffadapt.diffusion.models import DIGIT_FIGURE_STEPS
+from diffadapt.diffusion.noise_model import SAMPLING_BATCH_SIZE
 from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.train import TrainConfig
+from diffadapt.settings import field_default
 
 FACE_RUN_SETTINGS = ("size", "limit", "timesteps", "base_channels")
 FACE_TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "seed", "checkpoint_every", "compile", "compile_mode", "precision")
@@ -39,7 +41,7 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--noise-dir", default=None, help="folder of .pt noise tensors (with --unet)")
     source.add_argument("--ckpt", default=None, help="a digit run folder, or 'default' for the shipped digit model")
     source.add_argument("--digit", type=whole_number, default=0, help="class to draw with a digit checkpoint (default: 0)")
-    source.add_argument("--guidance", type=finite_float, default=None, help="guidance scale for a digit checkpoint (default: the checkpoint's)")
+    add_setting(source, "--guidance", SamplingSettings, metavar="S", help="guidance scale for a digit checkpoint", default_text="the checkpoint's")
     add_setting(p, "--steps", SamplerConfig, default_text=f"50 for a face UNet, {DIGIT_FIGURE_STEPS} for a digit checkpoint (see MODEL_CARD.md)")
     add_runtime(p)
 
@@ -55,7 +57,8 @@ def register(families: argparse._SubParsersAction) -> None:
     add_setting(p, "--eta", SamplerConfig, default_text="0, as graded")
     add_setting(p, "--steps", SamplerConfig, default_text="50, as graded")
     p.add_argument("--gt", default=None, help="folder of ground-truth NN.png: print per-image and mean MSE (0..255)")
-    p.add_argument("--batch-size", type=whole_number, default=10, help="images per forward pass (memory only) (default: 10)")
+    p.add_argument("--batch-size", type=whole_number, default=SAMPLING_BATCH_SIZE,
+                   help=f"images per forward pass (memory only) (default: {SAMPLING_BATCH_SIZE})")
     p.add_argument("--overwrite", action="store_true")
     add_runtime(p)
 
@@ -130,7 +133,7 @@ def run_generate(args: argparse.Namespace) -> int:
             raise InputError("ground-truth image for a noise file is missing", missing[0])
     model = load_face_model(args.unet, device, args.precision)
     model.check_noise(noises, args.noise_dir)
-    sampler = course_sampler(model, *(default if value is None else value for value, default in ((args.steps, 50), (args.eta, 0.0), (args.method, "ddim"))))
+    sampler = course_sampler(model, SamplingSettings(method=args.method, steps=args.steps, eta=args.eta))
     start = time.perf_counter()
     with atomic_dir(args.out_dir, overwrite=args.overwrite) as tmp:  # checked before the work, removed if it fails
         images = to_graded_images(sample_batched(model, noises, sampler, seed=args.seed, batch_size=args.batch_size))
@@ -166,7 +169,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     if not args.alphas or any(not 0 <= a <= 1 for a in args.alphas) or len(args.alphas) > 32:
         raise InputError(f"--alphas: 1 to 32 values in 0..1, got {args.alphas}")
     f = figure_inputs(args, 2)
-    method = args.method or "ddim"
+    method = args.method if args.method is not None else field_default(SamplerConfig, "method")
     path = interpolation_rows(f.model, f.noises[:1], f.noises[1:2], f.to_images, Path(args.out_png), alphas=args.alphas, steps=f.steps,
                               method=method, spacing=f.spacing, title=f"{method} {f.steps} steps ({f.spacing}), {f.model.name}: noise 0 -> noise 1")
     print(f"wrote {path}")

@@ -267,8 +267,8 @@ def scheduler_config(schedule: ScheduleConfig) -> dict[str, Any]:
     """A DDPMScheduler's scheduler_config.json for our linear schedule and epsilon prediction.
 
     The sampling-only keys take DDPMScheduler's defaults, stated so no other default decides them;
-    ``clip_sample`` (x0 clipped to [-1, 1]) is what a digit checkpoint's sampling defaults do
-    (``SamplingDefaults.clip_x0``); ``SamplerConfig`` itself does not clip unless told (the course's faces).
+    ``clip_sample`` (x0 clipped to [-1, 1]) is what a digit checkpoint samples with unless its sampling section
+    says otherwise (``models.DIGIT_SAMPLING_FALLBACK``); ``SamplerConfig`` itself does not clip unless told.
     """
     return {
         "_class_name": "DDPMScheduler", "_diffusers_version": DIFFUSERS_VERSION,

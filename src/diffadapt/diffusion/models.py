@@ -12,15 +12,14 @@ import torch
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, FACES_KIND, load_checkpoint
 from diffadapt.diffusion.diffusers_format import is_diffusers_folder, read_diffusers_folder
-from diffadapt.diffusion.guidance import GUIDANCE_MAX, Guidance, GuidedModel, check_interval_setting
+from diffadapt.diffusion.guidance import Guidance, GuidedModel
 from diffadapt.diffusion.noise_model import NoiseModel
-from diffadapt.diffusion.sampler import SamplerConfig, SamplerMethod
+from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.sampling import SamplingSettings, check_interval_within
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
-from diffadapt.diffusion.timesteps import Spacing
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.io import CONFIG_FILE, check_weights_fit
-from diffadapt.settings import Settings, described, number
 
 
 def default_digits_checkpoint() -> Path:
@@ -37,21 +36,15 @@ DIGIT_FIGURE_STEPS = 10
 DIGIT_FIGURE_SPACING = "trailing"
 
 
-@dataclass
-class SamplingDefaults(Settings):
-    """A checkpoint's ``sampling`` section: the sampler and guidance its commands use unless told otherwise."""
+# Where a digit checkpoint's ``sampling`` section is silent: the sampler's own defaults, s = 2, and x0 clipped to
+# [-1, 1], unlike the raw sampler and the course's face UNet: strong guidance drives unclipped x0 predictions far
+# outside [-1, 1] at intermediate eta (measured on the shipped model, eta 0.5: output std 1.45, max 5.0).
+DIGIT_SAMPLING_FALLBACK = SamplingSettings(clip_x0=True, guidance=2.0).completed()
 
-    method: SamplerMethod = described("ddim", "sampling method")
-    steps: int = number(50, at_least=1, at_most=100_000, help="solver steps")
-    eta: float = number(0.0, at_least=0.0, at_most=1.0, help="DDIM eta")
-    spacing: Spacing = described("leading", "timestep spacing")
-    clip_x0: bool = described(True, "clip the predicted x0 to [-1, 1]")
-    guidance: float = number(2.0, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale s")
-    guidance_interval: tuple[int, ...] | None = described(None, "timesteps [lo, hi] where guidance applies (None: all)")
 
-    def validate(self) -> None:
-        if self.guidance_interval is not None:
-            check_interval_setting(self.guidance_interval)
+def checkpoint_sampling(section: Any, source: Path | None) -> SamplingSettings:
+    """A digit checkpoint's ``sampling`` section (a dict read from SOURCE) over the fallback: every field set."""
+    return SamplingSettings.from_dict(section, source, "sampling").over(DIGIT_SAMPLING_FALLBACK)
 
 
 @dataclass
@@ -61,7 +54,7 @@ class LoadedModel:
     schedule: LinearSchedule
     device: torch.device
     bf16: bool
-    defaults: SamplingDefaults
+    defaults: SamplingSettings  # the checkpoint's, every field set (see checkpoint_sampling)
     model_file: Path | None = None  # the config.json that declared the network, for errors that name it
 
     @property
@@ -100,8 +93,6 @@ class LoadedModel:
             return one_class
 
         cfg = self.model_config
-        # Strong guidance drives unclipped x0 predictions far outside [-1, 1] at intermediate eta (measured on the
-        # shipped model, eta 0.5: output std 1.45, max 5.0); the checkpoint's sampling default clips them.
         name = "digit model" if digit is None else f"digit model, class {digit}"
         return NoiseModel(bind, self.schedule, name, network, self.device, self.bf16, self.defaults.clip_x0,
                           size_multiple=cfg.patch_size * 2 ** (len(cfg.channel_mults) - 1), source=self.model_file)
@@ -111,36 +102,21 @@ class LoadedModel:
         """The checkpoint's sampling defaults as a dict (chosen when it was trained or shipped)."""
         return self.defaults.to_dict()
 
-    def guidance(self, scale: float | None = None, interval: tuple[int, int] | str | None = None) -> Guidance:
-        """The caller's guidance scale s and interval where given, else the checkpoint's.
-
-        ``interval="all"`` asks for guidance at every step whatever the checkpoint says.
-        """
-        scale = float(scale) if scale is not None else self.defaults.guidance
-        if interval is None:
-            interval = self.defaults.guidance_interval
-        if interval == "all" or interval is None:
-            return Guidance(scale)
-        try:
-            lo, hi = (int(v) for v in interval)
-        except (TypeError, ValueError):
-            raise InputError(f"guidance interval must be [lo, hi] or 'all', got {interval!r}") from None
-        if not 0 <= lo <= hi or hi >= self.schedule.num_timesteps:
-            raise InputError(f"guidance interval {lo}..{hi} must satisfy 0 <= lo <= hi <= {self.schedule.num_timesteps - 1} (the schedule's last timestep)")
-        return Guidance(scale, (lo, hi))
+    def sampling(self, given: SamplingSettings | None = None) -> tuple[SamplerConfig, Guidance]:
+        """The sampler and guidance of the caller's settings where given, the checkpoint's elsewhere."""
+        settings = (given if given is not None else SamplingSettings()).over(self.defaults)
+        return settings.sampler_config(self.schedule), settings.guidance_config(self.schedule)
 
     def sampler(self, method: str | None = None, steps: int | None = None, eta: float | None = None,
                 spacing: str | None = None) -> SamplerConfig:
-        """A SamplerConfig with the caller's settings where given, the checkpoint's elsewhere."""
-        d = self.defaults
-        method = method if method is not None else d.method
-        if eta is None:  # the checkpoint's eta belongs to its own method
-            eta = d.eta if method == d.method else 0.0
-        # SamplerConfig refuses an eta given to a sampler that has none.
-        config = SamplerConfig(method=method, steps=steps if steps is not None else d.steps, eta=eta,
-                               spacing=spacing if spacing is not None else d.spacing, clip_x0=d.clip_x0)
-        config.timesteps(self.schedule)  # steps within the schedule's T
-        return config
+        """:meth:`sampling`'s sampler for these settings (None: the checkpoint's)."""
+        return self.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing))[0]
+
+    def guidance(self, scale: float | None = None, interval: tuple[int, int] | str | None = None) -> Guidance:
+        """:meth:`sampling`'s guidance for scale s and interval (None: the checkpoint's; ``"all"``: every step
+        whatever the checkpoint says)."""
+        check_interval_within(interval, self.schedule)
+        return self.sampling(SamplingSettings(guidance=scale, guidance_interval=interval))[1]
 
 
 def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.device | str = "cpu", precision: str = "auto") -> LoadedModel:
@@ -161,7 +137,7 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
             raise InputError(f"the diffusers folder holds a {found} model, expected a {kind} model", folder.unet_dir / CONFIG_FILE)
         # The same sections as our own run folders, so callers (reports, figures) cannot tell the difference.
         config = {"kind": kind, "model": folder.model_config.to_dict(), "schedule": folder.schedule.to_dict(),
-                  "sampling": folder.sampling if folder.sampling is not None else SamplingDefaults().to_dict(),
+                  "sampling": folder.sampling if folder.sampling is not None else DIGIT_SAMPLING_FALLBACK.to_dict(),
                   "source": "diffusers folder", "path": str(path)}
         model_config, weights, weights_source = folder.model_config, folder.state, folder.unet_dir
         schedule_config, sampling_source = folder.schedule, folder.sampling_source
@@ -182,12 +158,11 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     schedule = LinearSchedule(schedule_config)
-    defaults = SamplingDefaults.from_dict(config.get("sampling", {}), sampling_source, "sampling")
+    defaults = checkpoint_sampling(config.get("sampling", {}), sampling_source)
     model_file = folder.unet_dir / CONFIG_FILE if config.get("source") == "diffusers folder" else sampling_source
     loaded = LoadedModel(model, config, schedule, device, resolve_precision(precision, device), defaults, model_file)
     try:  # the defaults against this schedule's T: a bad interval or step count fails here, naming the file
-        loaded.guidance()
-        loaded.sampler()
+        loaded.sampling()
     except InputError as exc:
         raise InputError(f"sampling: {exc}", sampling_source) from None
     return loaded

@@ -21,6 +21,8 @@ from diffadapt.diffusion.schedule import LinearSchedule
 from diffadapt.errors import InputError
 from diffadapt.progress import progress_bar
 
+SAMPLING_BATCH_SIZE = 10  # images per forward pass of sample_batched (memory only: results do not depend on it)
+
 MAX_SIZE_FACTOR = 2  # noise sides up to twice a network's training size
 
 
@@ -65,7 +67,7 @@ class NoiseModel:
 
 
 def sample_batched(
-    model: NoiseModel, x_T: torch.Tensor, sampler: SamplerConfig, seed: int = 0, batch_size: int = 10, progress: bool = True,
+    model: NoiseModel, x_T: torch.Tensor, sampler: SamplerConfig, seed: int = 0, batch_size: int = SAMPLING_BATCH_SIZE, progress: bool = True,
     labels: torch.Tensor | None = None, indices: Sequence[int] | None = None, callback: Callable[[int, int, torch.Tensor], None] | None = None,
     description: str | None = None,
 ) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from diffadapt.diffusion import diffusers_format as fmt
 from diffadapt.diffusion.checkpoint import DIGITS_KIND, load_checkpoint
-from diffadapt.diffusion.models import SamplingDefaults, default_digits_checkpoint
+from diffadapt.diffusion.models import checkpoint_sampling, default_digits_checkpoint
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
@@ -54,7 +54,7 @@ def export_diffusers(ckpt: str | Path | None, out: str | Path, overwrite: bool =
     model_config = UNetConfig.from_dict(config["model"], source, "model")
     schedule = ScheduleConfig.from_dict(config["schedule"], source, "schedule")
     sampling = config.get("sampling", {})
-    defaults = SamplingDefaults.from_dict(sampling, source, "sampling")
+    defaults = checkpoint_sampling(sampling, source)
     try:
         unet_document, state = fmt.to_diffusers(model_config, weights)
     except InputError as exc:

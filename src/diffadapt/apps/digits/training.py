@@ -10,7 +10,7 @@ import torch
 from diffadapt.data import TensorImages, read_source
 from diffadapt.data.sources import labelled_train
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
-from diffadapt.diffusion.models import SamplingDefaults, load_model
+from diffadapt.diffusion.models import checkpoint_sampling, load_model
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
@@ -45,7 +45,7 @@ def train_digits(
     if resume:
         config, model_config, schedule_config, train_config = resume_configs(out)
         if "sampling" in config:  # a fine-tuned run's, taken from its start
-            sampling = SamplingDefaults.from_dict(config["sampling"], out / CONFIG_FILE, "sampling").to_dict()
+            sampling = checkpoint_sampling(config["sampling"], out / CONFIG_FILE).to_dict()
         data_section = config.get("data")
         data_spec = data_section.get("source") if isinstance(data_section, dict) else None
         if not isinstance(data_spec, str):

@@ -10,7 +10,9 @@ import torch
 
 from diffadapt.diffusion.interpolate import lerp, slerp
 from diffadapt.diffusion.noise_model import NoiseModel, sample_batched
-from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.sampler import SamplerMethod
+from diffadapt.diffusion.sampling import SamplingSettings
+from diffadapt.diffusion.timesteps import Spacing
 from diffadapt.errors import InputError
 from diffadapt.viz.grid import save_grid
 
@@ -25,13 +27,13 @@ def _scale_for(size: int) -> int:
 
 def eta_grid(
     model: NoiseModel, noises: torch.Tensor, noise_names: Sequence[str], to_images: ImageRule, out: Path,
-    etas: Sequence[float] = ETAS, steps: int = 50, seed: int = 0, title: str | None = None, spacing: str = "leading",
+    *, steps: int, spacing: Spacing, etas: Sequence[float] = ETAS, seed: int = 0, title: str | None = None,
 ) -> Path:
     """Rows: DDIM with each eta; columns: the given noises (N, C, H, W). Every row's per-step noise comes from
     the same seed, so rows differ by eta alone."""
     rows = []
     for eta in etas:
-        sampler = SamplerConfig(method="ddim", steps=steps, eta=eta, spacing=spacing, clip_x0=model.clip_x0)
+        sampler = SamplingSettings(method="ddim", steps=steps, eta=eta, spacing=spacing, clip_x0=model.clip_x0).sampler_config(model.schedule)
         rows.append(to_images(sample_batched(model, noises, sampler, seed=seed, progress=False)))
     images = np.concatenate(rows)
     return save_grid(
@@ -42,13 +44,14 @@ def eta_grid(
 
 def interpolation_rows(
     model: NoiseModel, noise_a: torch.Tensor, noise_b: torch.Tensor, to_images: ImageRule, out: Path,
-    alphas: Sequence[float] = ALPHAS, steps: int = 50, title: str | None = None, method: str = "ddim", spacing: str = "leading",
+    *, steps: int, spacing: Spacing, alphas: Sequence[float] = ALPHAS, method: SamplerMethod | None = None, title: str | None = None,
 ) -> Path:
     """Two rows, slerp then linear, of deterministic samples (DDIM eta 0, or another deterministic solver)
-    from noises interpolated between noise_a and noise_b (1, C, H, W), one column per alpha."""
+    from noises interpolated between noise_a and noise_b (1, C, H, W), one column per alpha; ``method`` None:
+    SamplerConfig's."""
     slerped = torch.cat([slerp(noise_a, noise_b, a) for a in alphas])
     lerped = torch.cat([lerp(noise_a, noise_b, a) for a in alphas])
-    sampler = SamplerConfig(method=method, steps=steps, eta=0.0, spacing=spacing, clip_x0=model.clip_x0)
+    sampler = SamplingSettings(method=method, steps=steps, eta=0.0, spacing=spacing, clip_x0=model.clip_x0).sampler_config(model.schedule)
     if sampler.method == "ddpm":
         raise InputError("interpolation needs a deterministic sampler (ddim, dpmpp-2m or unipc), not ddpm")
     images = to_images(sample_batched(model, torch.cat([slerped, lerped]), sampler, progress=False))

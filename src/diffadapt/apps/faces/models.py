@@ -23,6 +23,7 @@ from diffadapt.diffusion.diffusers_unet import load_unconditional_unet
 from diffadapt.diffusion.models import DIGIT_FIGURE_SPACING, DIGIT_FIGURE_STEPS, LoadedModel, load_model
 from diffadapt.diffusion.noise_model import NoiseModel
 from diffadapt.diffusion.sampler import SamplerConfig, initial_noise
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
 from diffadapt.images import minmax_to_uint8, model_to_nhwc, nchw_to_nhwc
@@ -122,10 +123,11 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
     return [p.stem for p in paths], torch.cat(tensors)
 
 
-def course_sampler(model: NoiseModel, steps: int = 50, eta: float = 0.0, method: str = "ddim") -> SamplerConfig:
-    """The graded setting: ``leading`` timesteps (diffusers' ``timestep_spacing="leading"``) and the model's own
-    x0 clipping convention (none for the course's UNet)."""
-    return SamplerConfig(method=method, steps=steps, eta=eta, spacing="leading", clip_x0=model.clip_x0)
+def course_sampler(model: NoiseModel, given: SamplingSettings | None = None) -> SamplerConfig:
+    """``given`` over the graded setting: SamplerConfig's defaults with ``leading`` timesteps (diffusers'
+    ``timestep_spacing="leading"``) and the model's own x0 clipping convention (none for the course's UNet)."""
+    graded = SamplingSettings(spacing="leading", clip_x0=model.clip_x0)
+    return (given if given is not None else SamplingSettings()).over(graded).sampler_config(model.schedule)
 
 
 def to_graded_images(x: torch.Tensor) -> np.ndarray:
@@ -179,4 +181,5 @@ def face_figure_inputs(unet: str | Path, noise_dir: str | Path, count: int, devi
     if len(noises) < count:
         raise InputError(f"needs {count} noise files, found {len(noises)}", noise_dir)
     model.check_noise(noises, noise_dir)
-    return FigureInputs(model, noises[:count], names[:count], to_graded_images, 50 if steps is None else steps, "leading")
+    sampler = course_sampler(model, SamplingSettings(steps=steps))
+    return FigureInputs(model, noises[:count], names[:count], to_graded_images, sampler.steps, sampler.spacing)

@@ -15,9 +15,7 @@ from typing import Literal
 from diffadapt.adapt.config import AdaptMethod, Recipe
 from diffadapt.apps.digits.generate import GENERATION_BATCH_SIZE
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
-from diffadapt.diffusion.guidance import GUIDANCE_MAX, check_interval_setting
-from diffadapt.diffusion.sampler import SamplerMethod
-from diffadapt.diffusion.timesteps import Spacing
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.errors import InputError
 from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
 from diffadapt.settings import Settings, described, number
@@ -31,24 +29,17 @@ Part = Literal["data", "digits", "ddim", "adapt"]
 
 
 @dataclass
-class DigitsPart(Settings):
+class DigitsPart(SamplingSettings):
+    """The digits part: the sampling settings (method, steps, eta, spacing, clip_x0, guidance, guidance_interval;
+    unset: the checkpoint's) and what to generate and score."""
+
     ckpt: str = described(SHIPPED, "digit run folder or diffusers folder; default: the shipped checkpoint")
     per_class: int = number(20, at_least=2, at_most=999, help="images per digit")
-    method: SamplerMethod | None = described(None, "sampler; None: the checkpoint's")
-    steps: int | None = number(None, at_least=1, at_most=100_000, help="solver steps; None: the checkpoint's")
-    eta: float | None = number(None, at_least=0.0, at_most=1.0, help="DDIM eta; None: the checkpoint's")
-    spacing: Spacing | None = described(None, "timestep spacing; None: the checkpoint's")
-    guidance: float | None = number(None, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale; None: the checkpoint's")
-    guidance_interval: tuple[int, ...] | Literal["all"] | None = described(None, "[lo, hi] timesteps, 'all', or None: the checkpoint's")
     classifier: str = described("", "the course's Classifier.pth; empty: no course accuracy")
     judge: str = described(SHIPPED, "judge run folder; default: the shipped MNIST-M judge")
     real: str = described("", "real labelled digits for the classification accuracy score; empty: none")
     score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings", unique=True)
     batch_size: int = number(GENERATION_BATCH_SIZE, at_least=1, at_most=100_000, help="images per forward pass")
-
-    def validate(self) -> None:
-        if isinstance(self.guidance_interval, tuple):  # checked here, so the error names the key before any work
-            check_interval_setting(self.guidance_interval)
 
 
 @dataclass

@@ -40,6 +40,7 @@ from diffadapt.data.prepare import describe
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.noise_model import sample_batched
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.errors import InputError
 from diffadapt.evaluate.judge import load_judge
 from diffadapt.evaluate.lenet import load_course_classifier
@@ -80,10 +81,9 @@ def _check_digits_part(config: ReportConfig) -> None:
 
     loaded = checked("digits.ckpt", lambda: load_model(None if part.ckpt == SHIPPED else part.ckpt))
     checked("digits.ckpt", lambda: loaded.check_classes(graded_labels(1)))
-    interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
-    checked("digits.guidance / digits.guidance_interval", lambda: loaded.guidance(part.guidance, interval))
-    checked("digits.method / digits.steps / digits.eta / digits.spacing",
-            lambda: loaded.sampler(part.method, part.steps, part.eta, part.spacing).timesteps(loaded.schedule))
+    settings = part.over(loaded.defaults)
+    checked("digits.guidance / digits.guidance_interval", lambda: settings.guidance_config(loaded.schedule))
+    checked("digits.method / digits.steps / digits.eta / digits.spacing", lambda: settings.sampler_config(loaded.schedule))
     if part.judge:
         checked("digits.judge", lambda: load_judge(None if part.judge == SHIPPED else part.judge))
     if part.classifier:
@@ -100,9 +100,7 @@ def data_part(config: ReportConfig, out: Path) -> dict[str, Any]:
 def digits_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str, Any]:
     part = config.digits
     loaded = load_model(None if part.ckpt == SHIPPED else part.ckpt, device=device)
-    interval = list(part.guidance_interval) if isinstance(part.guidance_interval, tuple) else part.guidance_interval
-    guidance = loaded.guidance(part.guidance, interval)
-    sampler = loaded.sampler(part.method, part.steps, part.eta, part.spacing)
+    sampler, guidance = loaded.sampling(part)
     timings = {}
     start = time.perf_counter()
     grid, states = sample_grid(loaded, sampler, guidance, config.seed, progress=False)
@@ -134,7 +132,7 @@ def ddim_part(config: ReportConfig, out: Path, device: torch.device) -> dict[str
         if part.gt_dir:
             names, noises = load_noise_dir(part.noise_dir)
             start = time.perf_counter()
-            outputs = to_graded_images(sample_batched(figure.model, noises, course_sampler(figure.model, figure.steps), progress=False))
+            outputs = to_graded_images(sample_batched(figure.model, noises, course_sampler(figure.model, SamplingSettings(steps=figure.steps)), progress=False))
             result["generate_s"] = time.perf_counter() - start
             errors = mse_against(outputs, [Path(part.gt_dir) / f"{n}.png" for n in names])
             result["mse"] = {n: e for n, e in zip(names, errors)}
