@@ -105,12 +105,13 @@ def load_digits(ckpt: str | Path | None = None, device: str = "auto", precision:
 
 
 def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "auto", progress: bool = True,
-                 init_from: str | Path | None = None, **settings: Any) -> DigitModel:
+                 init_from: str | Path | None = None, recipe: str = "standard", **settings: Any) -> DigitModel:
     """Train a digit model on ``data`` (a source spec; default: the embedded MNIST-M) into the run folder ``out``.
 
     ``settings`` are fields of ``TrainConfig`` (steps, epochs, batch_size, lr, ...), ``ScheduleConfig``
     (num_timesteps, beta_start, beta_end) or ``UNetConfig`` (base_channels, channel_mults, ...).
-    ``init_from`` fine-tunes a digit checkpoint ("default": the shipped one) with its network and schedule.
+    ``init_from`` fine-tunes a digit checkpoint ("default": the shipped one) with its network and schedule;
+    ``recipe`` ("standard" or "cpu", see ``digits train --recipe``) sets the starting values under ``settings``.
     """
     groups: dict[str, dict[str, Any]] = {"train": {}, "schedule": {}, "model": {}}
     for key, value in settings.items():
@@ -120,7 +121,7 @@ def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "au
             raise InputError(f"unknown training setting {key!r}")
         groups[owner][key] = value
     train_digit_run(str(data), Path(out), groups["train"], groups["schedule"], groups["model"], device=pick_device(device), progress=progress,
-                    init_from=init_from)
+                    init_from=init_from, recipe=recipe)
     return load_digits(out, device)
 
 

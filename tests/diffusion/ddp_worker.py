@@ -14,6 +14,6 @@ def run_rank(rank: int, world: int, port: int, out: str) -> None:
     from tests.diffusion.helpers import embedded_classes, train_tiny
 
     data = embedded_classes("mnistm", (0, 1))
-    result = train_tiny(Path(out) / "run", data, steps=6, batch_size=16)
+    result = train_tiny(Path(out) / "run", data, steps=6, batch_size=16, precision="fp32")
     weights = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
     torch.save(weights, Path(out) / f"rank{rank}.pt")

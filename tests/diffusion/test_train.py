@@ -211,3 +211,24 @@ def test_odd_base_channels_are_refused():
 
     with pytest.raises(InputError, match="base_channels must be even"):
         UNetConfig(base_channels=7)
+
+
+def test_the_cpu_recipe_sets_a_new_runs_starting_values_under_the_users_options(run_cli, tmp_path):
+    from diffadapt.apps.digits.training import DIGIT_RECIPES
+    from diffadapt.diffusion.models import default_digits_checkpoint, load_model
+
+    recipe = DIGIT_RECIPES["cpu"]
+    code, out, _ = run_cli("digits", "train", "--out", tmp_path / "run", "--recipe", "cpu", "--data", "mnist", "--steps", "2",
+                           "--batch-size", "8", "--no-progress")
+    step, accuracy = recipe.measured
+    assert code == 0 and f"recipe cpu: step {step:,} ({accuracy:.0%} course accuracy when measured) in about" in out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["steps"] == 2 and config["train"]["batch_size"] == 8  # the user's options win
+    assert {k: config["train"][k] for k in ("lr", "warmup_steps", "lr_schedule")} == {k: recipe.train[k] for k in ("lr", "warmup_steps", "lr_schedule")}
+    assert {k: config["model"][k] for k in recipe.model} == recipe.model
+    # it samples as the shipped model does
+    assert load_model(tmp_path / "run").sampling_defaults == load_model(default_digits_checkpoint()).sampling_defaults
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--resume", "--recipe", "cpu", "--no-progress")
+    assert code == 2 and "--recipe cpu starts a new network" in err
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "x", "--recipe", "gpu", "--no-progress")
+    assert code == 2 and "invalid choice: 'gpu'" in err and not (tmp_path / "x").exists()

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from diffadapt.apps.digits.generate import GENERATION_BATCH_SIZE
+from diffadapt.apps.digits.training import DIGIT_RECIPES
 from diffadapt.cli.common import (
     add_command,
     add_family,
@@ -27,7 +28,7 @@ from diffadapt.io import SHIPPED
 TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "warmup_steps", "lr_schedule", "ema_decay", "p_uncond",
                   "grad_clip", "seed", "checkpoint_every", "log_every", "precision", "compile", "compile_mode", "weights_dtype")
 MODEL_SETTINGS = {"base_channels": "--base-channels", "channel_mults": "--channel-mults", "num_res_blocks": "--res-blocks",
-                  "attention_levels": "--attention-levels", "dropout": "--dropout", "patch_size": "--patch-size"}
+                  "attention_levels": "--attention-levels", "dropout": "--dropout", "patch_size": "--patch-size", "norm_groups": "--norm-groups"}
 SCHEDULE_SETTINGS = {"num_timesteps": "--timesteps", "beta_start": "--beta-start", "beta_end": "--beta-end"}
 
 
@@ -78,6 +79,10 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--stop-after", type=whole_number, default=0, help="end this invocation after N steps; --resume finishes the run")
     p.add_argument("--size", type=whole_number, default=None, help="resize images to SIZE x SIZE (default: as stored)")
+    p.add_argument("--recipe", choices=tuple(DIGIT_RECIPES), default="standard",
+                   help="starting values of a new run, under the options given: standard (the config defaults), or cpu "
+                   "(a smaller network at a third of the cost an image, for CPUs; prints when it should reach the accuracy measured for it, "
+                   "timed on this machine) (default: standard)")
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help=f"fine-tune: start from a digit checkpoint's weights, network and noise schedule ('{SHIPPED}': the shipped one)")
     for name in TRAIN_SETTINGS:
@@ -135,7 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
         args.data, Path(args.out), train=given(args, TRAIN_SETTINGS), schedule={k: getattr(args, k) for k in SCHEDULE_SETTINGS if getattr(args, k) is not None},
         model={k: getattr(args, k) for k in MODEL_SETTINGS if getattr(args, k) is not None}, size=args.size, resume=args.resume,
         stop_after=args.stop_after, device=pick_device(args.device), progress=not args.no_progress, tensorboard=args.tensorboard,
-        init_from=args.init_from,
+        init_from=args.init_from, recipe=args.recipe, report=print,
     )
     rate = result.images_seen / max(result.train_seconds, 1e-9)
     print(f"trained to step {result.steps}: loss {result.final_loss:.4f}, {result.train_seconds:.1f} s of training "

@@ -1,9 +1,11 @@
 """The diffusion training loop shared by the digit (conditional) and face (unconditional) models.
 
 What makes it fast: the whole data set sits on the device as one uint8 tensor and a batch is one gather;
-on CUDA the model runs channels_last under bf16 autocast with a fused AdamW, optionally compiled (falling
-back from the asked compile mode to the default mode, then to eager, if compilation fails); the loss is read
-back only every ``log_every`` steps, so the GPU never waits for the host.
+the model runs under bf16 autocast on CUDA and on CPUs with native bf16 (``auto``), channels_last on CUDA
+only (on the CPU it slows the convolutions), with a fused AdamW, optionally compiled (falling back from the
+asked compile mode to the default mode, then to eager, if compilation fails; on the CPU compilation did not
+pay, see benchmarks/RESULTS.md); the loss is read back only every ``log_every`` steps, so the GPU never
+waits for the host.
 
 What makes it exact: every random draw (data order, t, eps, label dropout) comes from generators derived
 from the seed and the step, and state.pt holds everything else, so ``--resume`` continues bit-for-bit the
@@ -34,7 +36,7 @@ from torch import nn
 
 from diffadapt.data.batches import epoch_batches
 from diffadapt.data.memory import TensorImages
-from diffadapt.device import Precision, bf16_autocast
+from diffadapt.device import Precision, bf16_autocast, resolve_precision
 from diffadapt.diffusion.checkpoint import STATE_FILE, WEIGHTS_FILE, load_resume_state, save_checkpoint
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon_loss
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
@@ -70,7 +72,7 @@ class TrainConfig(Settings):
     seed: int = number(0, at_least=0, below=2**31, help="fixes initial weights, data order and noise")
     checkpoint_every: int = number(1000, at_least=0, help="steps between checkpoints (0: only at the end)")
     log_every: int = number(50, at_least=1, help="steps per row of metrics.csv")
-    precision: Precision = described("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere; or fp32, bf16")
+    precision: Precision = described("auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere; or fp32, bf16")
     channels_last: OnOffAuto = described("auto", "channels_last memory layout (auto: on CUDA only)")
     compile: bool = described(False, "torch.compile the model (falls back to the default mode, then eager)")
     compile_mode: CompileMode = described("default", "torch.compile mode; reduce-overhead replays CUDA graphs")
@@ -167,7 +169,7 @@ def runtime_for(config: TrainConfig, device: torch.device) -> Runtime:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda)
+    bf16 = resolve_precision(config.precision, device)
     channels_last = config.channels_last == "on" or (config.channels_last == "auto" and cuda)
     return Runtime(device, bf16, channels_last)
 
@@ -366,6 +368,31 @@ def train_step(
     return loss.detach()
 
 
+def seconds_per_step(model_config: UNetConfig, train_config: TrainConfig, device: torch.device, repeats: int = 2) -> float:
+    """Measured seconds of one optimisation step of this network and batch on ``device`` (the best of
+    ``repeats`` after a first, untimed one), on a throwaway network and random data: for the expected training
+    time. The run's own random streams are untouched (train_diffusion seeds the global generator itself)."""
+    runtime = runtime_for(train_config, device)
+    model = ConditionalUNet(model_config).to(device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, fused=True)
+    generator = torch.Generator(device=device).manual_seed(0)
+    size = (train_config.batch_size, model_config.in_channels, model_config.image_size, model_config.image_size)
+    x0 = torch.rand(size, device=device, generator=generator) * 2 - 1
+    labels = (torch.randint(0, model_config.num_classes, (size[0],), device=device, generator=generator)
+              if model_config.num_classes is not None else None)
+    schedule = LinearSchedule(ScheduleConfig())
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        train_step(model, model, optimizer, schedule, x0, labels, generator, train_config, model_config.null_label, runtime, (0, 1))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
+
+
 def train_diffusion(
     run_dir: str | Path,
     data: TensorImages,
@@ -381,6 +408,7 @@ def train_diffusion(
     tensorboard: str | Path | None = None,
     init_weights: dict[str, torch.Tensor] | None = None,
     sampling: dict[str, Any] | None = None,
+    progress_note: str = "",
 ) -> TrainResult:
     """Train an eps-prediction UNet on ``data`` (uint8 images, with labels when the model is conditional).
 
@@ -391,7 +419,8 @@ def train_diffusion(
     ``stop_after`` > 0 ends this invocation after that many steps (checkpointed), while the learning-rate
     schedule still aims at the full run: a later ``resume=True`` call finishes it exactly as one run would.
     The run folder gets ``metrics.csv`` (step, epoch, loss, learning rate, images/s) and ``curves.png``;
-    ``tensorboard`` names a folder for the same scalars as TensorBoard events.
+    ``tensorboard`` names a folder for the same scalars as TensorBoard events; ``progress_note`` is shown
+    in the progress bar's title (e.g. when the run is expected to reach graded quality).
     """
     run_dir = Path(run_dir)
     rank, world, initialised_here = distributed_context()
@@ -415,7 +444,7 @@ def train_diffusion(
     if init_weights is not None and not resume:
         load_state_dict_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in init_weights.items()}, "initial weights")
     ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, fused=device.type == "cuda" or None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay, fused=True)
     # One noise stream for the global batch, the same on every rank (see epsilon_loss's shard).
     noise_generator = torch.Generator(device=device).manual_seed(train_config.seed * 7919)
     metrics = MetricsLog(["step", "epoch", "loss", "lr", "images_per_s"], title="diffusion training", tensorboard=tensorboard if rank == 0 else None)
@@ -465,7 +494,7 @@ def train_diffusion(
         update_ema(ema, model, min(train_config.ema_decay, (1 + step) / (10 + step)))
         return loss
 
-    bar = progress_bar(total_steps, "training", "step", enabled=progress and rank == 0, leave=True)
+    bar = progress_bar(total_steps, f"training ({progress_note})" if progress_note else "training", "step", enabled=progress and rank == 0, leave=True)
     bar.update(start_step)
     end_step = min(total_steps, start_step + stop_after) if stop_after > 0 else total_steps
     state = TrainState(step=start_step, loss_sum=torch.zeros((), device=device), tick=time.perf_counter())

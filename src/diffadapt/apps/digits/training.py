@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from diffadapt.data import TensorImages, read_source
 from diffadapt.data.sources import labelled_train
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
-from diffadapt.diffusion.models import checkpoint_sampling, load_model
+from diffadapt.diffusion.models import checkpoint_sampling, default_digits_checkpoint, load_model
 from diffadapt.diffusion.schedule import ScheduleConfig
-from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
+from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, seconds_per_step, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, SHIPPED
+from diffadapt.io import CONFIG_FILE, SHIPPED, read_json
+
+RecipeName = Literal["standard", "cpu"]
+
+
+@dataclass(frozen=True)
+class DigitRecipe:
+    """A starting point for ``digits train``: overrides of TrainConfig and UNetConfig fields (the user's own
+    options win over them), whether the run samples with the shipped model's sampling section, and what the
+    recipe reached when it was measured (``measured``: the step and the course accuracy of 1,000 images there,
+    from benchmarks/RESULTS.md, "Training on the CPU"), from which the expected time is printed."""
+
+    train: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    shipped_sampling: bool = False
+    measured: tuple[int, float] | None = None
+
+
+DIGIT_RECIPES: dict[str, DigitRecipe] = {
+    "standard": DigitRecipe(),
+    # Soonest to graded quality on 2 CPU cores (benchmarks/RESULTS.md, "Training on the CPU"): a network of a
+    # quarter of the shipped one's arithmetic (base 16: 1.0 M parameters) at batch 128 gives three times the
+    # images per second, and 4,000 cosine-decayed steps at lr 5e-4 fit in 30 minutes of an AVX-512 bf16 CPU.
+    "cpu": DigitRecipe(train={"steps": 4000, "batch_size": 128, "lr": 5e-4, "warmup_steps": 200, "lr_schedule": "cosine"},
+                       model={"base_channels": 16, "norm_groups": 8}, shipped_sampling=True, measured=(4000, 0.90)),
+}
+
+
+def expected_time_note(recipe: DigitRecipe, model_config: UNetConfig, train_config: TrainConfig, device: torch.device) -> str:
+    """E.g. "step 4,000 (90 % course accuracy when measured) in about 29 min here (0.43 s a step)", the step
+    time measured on this device now; empty for a recipe never measured."""
+    if recipe.measured is None:
+        return ""
+    step, accuracy = recipe.measured
+    seconds = seconds_per_step(model_config, train_config, device)
+    return f"step {step:,} ({accuracy:.0%} course accuracy when measured) in about {step * seconds / 60:.0f} min here ({seconds:.2f} s a step)"
 
 
 def train_digits(
     data_spec: str, out: Path, train: dict[str, Any] | None = None, schedule: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None, size: int | None = None, resume: bool = False, stop_after: int = 0,
     device: torch.device | None = None, progress: bool = True, tensorboard: str | Path | None = None,
-    init_from: str | Path | None = None,
+    init_from: str | Path | None = None, recipe: RecipeName = "standard", report: Callable[[str], None] = lambda line: None,
 ) -> TrainResult:
     """Train a class-conditional UNet on the labelled training split of ``data_spec`` into ``out``.
 
@@ -31,20 +68,30 @@ def train_digits(
     continues the run in ``out`` with its own settings, ignoring the overrides. ``init_from`` (a digit
     checkpoint, ``"default"`` for the shipped one) fine-tunes: its weights, network and noise schedule are
     the start, so ``schedule``, ``model`` and ``size`` must not be given; the run's config records it.
+    ``recipe`` (see DIGIT_RECIPES) sets the starting values of a new run; ``report`` receives the line that
+    says when the recipe is expected to reach graded quality on this device.
     """
     out = Path(out)
     if stop_after < 0:
         raise InputError(f"stop_after must be 0 or more, got {stop_after}")
     if size is not None and not 8 <= size <= 256:
         raise InputError(f"size must be in 8..256, got {size}")
+    if recipe not in DIGIT_RECIPES:
+        raise InputError(f"recipe must be one of {', '.join(DIGIT_RECIPES)}, got {recipe!r}")
+    chosen = DIGIT_RECIPES[recipe]
+    if recipe != "standard" and (resume or init_from is not None):
+        raise InputError(f"--recipe {recipe} starts a new network; --resume and --init-from take theirs from a run or checkpoint")
+    train, model = {**chosen.train, **(train or {})}, {**chosen.model, **(model or {})}
     init_weights, sampling, started_from = None, None, init_from
+    if chosen.shipped_sampling:  # the shipped model's sampler and guidance, until the user chooses others
+        sampling = checkpoint_sampling(read_json(default_digits_checkpoint() / CONFIG_FILE).get("sampling", {}), default_digits_checkpoint()).to_dict()
     if init_from is not None and resume:
         raise InputError("--init-from starts a new run; --resume continues one from its own state")
     if init_from is not None and (schedule or model or size is not None):
         raise InputError("--init-from takes the network, its size and its noise schedule from the checkpoint; drop the model and schedule options")
     if resume:
         config, model_config, schedule_config, train_config = resume_configs(out)
-        if "sampling" in config:  # a fine-tuned run's, taken from its start
+        if "sampling" in config:  # a fine-tuned run's, taken from its start, or a recipe's
             sampling = checkpoint_sampling(config["sampling"], out / CONFIG_FILE).to_dict()
         data_section = config.get("data")
         data_spec = data_section.get("source") if isinstance(data_section, dict) else None
@@ -79,6 +126,9 @@ def train_digits(
     data = TensorImages.from_digitset(train_set, size=model_config.image_size, device=device)
     info = DataInfo(source=str(data_spec), domain=train_set.domain, channels=data.channels, size=model_config.image_size, num_images=len(data),
                     extra={"init_from": str(started_from)} if started_from is not None else {})
+    note = expected_time_note(chosen, model_config, train_config, device)
+    if note:
+        report(f"recipe {recipe}: {note}")
     return train_diffusion(out, data, model_config, schedule_config, train_config, info, DIGITS_KIND, resume=resume, device=device,
                            progress=progress, stop_after=stop_after, tensorboard=tensorboard, init_weights=init_weights,
-                           sampling=sampling)
+                           sampling=sampling, progress_note=f"{chosen.measured[1]:.0%} expected at step {chosen.measured[0]:,}" if note else "")
