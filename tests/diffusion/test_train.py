@@ -215,7 +215,7 @@ def test_odd_base_channels_are_refused():
 
 def test_the_cpu_recipe_sets_a_new_runs_starting_values_under_the_users_options(run_cli, tmp_path):
     from diffadapt.apps.digits.training import DIGIT_RECIPES
-    from diffadapt.diffusion.models import default_digits_checkpoint, load_model
+    from diffadapt.diffusion.models import DIGIT_SAMPLING_FALLBACK, load_model
 
     recipe = DIGIT_RECIPES["cpu"]
     code, out, _ = run_cli("digits", "train", "--out", tmp_path / "run", "--recipe", "cpu", "--data", "mnist", "--steps", "2",
@@ -226,8 +226,8 @@ def test_the_cpu_recipe_sets_a_new_runs_starting_values_under_the_users_options(
     assert config["train"]["steps"] == 2 and config["train"]["batch_size"] == 8  # the user's options win
     assert {k: config["train"][k] for k in ("lr", "warmup_steps", "lr_schedule")} == {k: recipe.train[k] for k in ("lr", "warmup_steps", "lr_schedule")}
     assert {k: config["model"][k] for k in recipe.model} == recipe.model
-    # it samples as the shipped model does
-    assert load_model(tmp_path / "run").sampling_defaults == load_model(default_digits_checkpoint()).sampling_defaults
+    # it samples as the recipe says
+    assert load_model(tmp_path / "run").defaults == recipe.sampling.over(DIGIT_SAMPLING_FALLBACK)
     code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--resume", "--recipe", "cpu", "--no-progress")
     assert code == 2 and "--recipe cpu starts a new network" in err
     code, _, err = run_cli("digits", "train", "--out", tmp_path / "x", "--recipe", "gpu", "--no-progress")

@@ -81,7 +81,7 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=whole_number, default=None, help="resize images to SIZE x SIZE (default: as stored)")
     p.add_argument("--recipe", choices=tuple(DIGIT_RECIPES), default="standard",
                    help="starting values of a new run, under the options given: standard (the config defaults), or cpu "
-                   "(a smaller network at a third of the cost an image, for CPUs; prints when it should reach the accuracy measured for it, "
+                   "(a smaller network at a quarter of the arithmetic an image, for CPUs; prints when it should reach the accuracy measured for it, "
                    "timed on this machine) (default: standard)")
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help=f"fine-tune: start from a digit checkpoint's weights, network and noise schedule ('{SHIPPED}': the shipped one)")

@@ -47,13 +47,16 @@ class SamplingSettings(Settings):
         if isinstance(self.guidance_interval, tuple):  # checked here, so the error names the setting before any work
             check_interval_setting(self.guidance_interval)
 
+    def _given(self, names: tuple[str, ...]) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
     def over(self, defaults: SamplingSettings) -> SamplingSettings:
         """The fields given here, ``defaults``' elsewhere (a plain SamplingSettings, whatever embeds either).
 
         A method given here other than the defaults' own takes eta 0 unless eta is given too: the defaults'
         eta belongs to their method (DDIM's eta would be refused by a sampler that has none).
         """
-        given = {name: getattr(self, name) for name in SAMPLING_FIELDS if getattr(self, name) is not None}
+        given = self._given(SAMPLING_FIELDS)
         if "method" in given and "eta" not in given and given["method"] != defaults.method:
             given["eta"] = 0.0
         return SamplingSettings(**{**{name: getattr(defaults, name) for name in SAMPLING_FIELDS}, **given})
@@ -61,7 +64,7 @@ class SamplingSettings(Settings):
     def completed(self) -> SamplingSettings:
         """Every sampler field filled with SamplerConfig's default and the scale with Guidance's where not given
         (the interval stays None: every step)."""
-        sampler = SamplerConfig(**{name: getattr(self, name) for name in SAMPLER_FIELDS if getattr(self, name) is not None})
+        sampler = SamplerConfig(**self._given(SAMPLER_FIELDS))
         scale = self.guidance if self.guidance is not None else field_default(Guidance, "scale")
         return SamplingSettings(**{name: getattr(sampler, name) for name in SAMPLER_FIELDS}, guidance=scale,
                                 guidance_interval=self.guidance_interval)
@@ -69,7 +72,7 @@ class SamplingSettings(Settings):
     def sampler_config(self, schedule: LinearSchedule) -> SamplerConfig:
         """The sampler these settings run (SamplerConfig's defaults where not given), its steps checked against
         the schedule's T."""
-        config = SamplerConfig(**{name: getattr(self, name) for name in SAMPLER_FIELDS if getattr(self, name) is not None})
+        config = SamplerConfig(**self._given(SAMPLER_FIELDS))
         config.timesteps(schedule)
         return config
 

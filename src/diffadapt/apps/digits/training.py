@@ -12,12 +12,13 @@ import torch
 from diffadapt.data import TensorImages, read_source
 from diffadapt.data.sources import labelled_train
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
-from diffadapt.diffusion.models import checkpoint_sampling, default_digits_checkpoint, load_model
+from diffadapt.diffusion.models import DIGIT_SAMPLING_FALLBACK, checkpoint_sampling, load_model
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, seconds_per_step, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, SHIPPED, read_json
+from diffadapt.io import CONFIG_FILE, SHIPPED
 
 RecipeName = Literal["standard", "cpu"]
 
@@ -25,28 +26,32 @@ RecipeName = Literal["standard", "cpu"]
 @dataclass(frozen=True)
 class DigitRecipe:
     """A starting point for ``digits train``: overrides of TrainConfig and UNetConfig fields (the user's own
-    options win over them), whether the run samples with the shipped model's sampling section, and what the
-    recipe reached when it was measured (``measured``: the step and the course accuracy of 1,000 images there,
-    from benchmarks/RESULTS.md, "Training on the CPU"), from which the expected time is printed."""
+    options win over them), the sampling section its runs get (over the digit fallback; None: none), and what
+    the recipe reached when it was measured (``measured``: the step and the course accuracy of 1,000 images
+    there with that sampling, from benchmarks/RESULTS.md, "Training on the CPU"), for the expected time."""
 
     train: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
-    shipped_sampling: bool = False
+    sampling: SamplingSettings | None = None
     measured: tuple[int, float] | None = None
 
 
 DIGIT_RECIPES: dict[str, DigitRecipe] = {
     "standard": DigitRecipe(),
-    # Soonest to graded quality on 2 CPU cores (benchmarks/RESULTS.md, "Training on the CPU"): a network of a
-    # quarter of the shipped one's arithmetic (base 16: 1.0 M parameters) at batch 128 gives three times the
-    # images per second, and 4,000 cosine-decayed steps at lr 5e-4 fit in 30 minutes of an AVX-512 bf16 CPU.
-    "cpu": DigitRecipe(train={"steps": 4000, "batch_size": 128, "lr": 5e-4, "warmup_steps": 200, "lr_schedule": "cosine"},
-                       model={"base_channels": 16, "norm_groups": 8}, shipped_sampling=True, measured=(4000, 0.90)),
+    # The better of two candidates on 2 CPU cores (benchmarks/RESULTS.md, "Training on the CPU"): a network of a
+    # quarter of the shipped one's arithmetic (base 16: 1.0 M parameters) at batch 64 and lr 1e-3, 7,200
+    # cosine-decayed steps in 28 minutes of an AVX-512 bf16 CPU (more updates beat larger batches here), sampled
+    # with s = 4 at every one of 10 trailing DPM-Solver++(2M) SDE steps (higher judge accuracy than the shipped
+    # model's guidance interval on this undertrained network; 20 forwards an image).
+    "cpu": DigitRecipe(train={"steps": 7200, "batch_size": 64, "lr": 1e-3, "warmup_steps": 200, "lr_schedule": "cosine"},
+                       model={"base_channels": 16, "norm_groups": 8},
+                       sampling=SamplingSettings(method="dpmpp-2m-sde", steps=10, spacing="trailing", guidance=4.0, guidance_interval="all"),
+                       measured=(7200, 0.991)),
 }
 
 
 def expected_time_note(recipe: DigitRecipe, model_config: UNetConfig, train_config: TrainConfig, device: torch.device) -> str:
-    """E.g. "step 4,000 (90 % course accuracy when measured) in about 29 min here (0.43 s a step)", the step
+    """E.g. "step 7,200 (99% course accuracy when measured) in about 28 min here (0.23 s a step)", the step
     time measured on this device now; empty for a recipe never measured."""
     if recipe.measured is None:
         return ""
@@ -69,7 +74,7 @@ def train_digits(
     checkpoint, ``"default"`` for the shipped one) fine-tunes: its weights, network and noise schedule are
     the start, so ``schedule``, ``model`` and ``size`` must not be given; the run's config records it.
     ``recipe`` (see DIGIT_RECIPES) sets the starting values of a new run; ``report`` receives the line that
-    says when the recipe is expected to reach graded quality on this device.
+    says when the recipe is expected to reach the accuracy measured for it, timed on this device.
     """
     out = Path(out)
     if stop_after < 0:
@@ -83,8 +88,8 @@ def train_digits(
         raise InputError(f"--recipe {recipe} starts a new network; --resume and --init-from take theirs from a run or checkpoint")
     train, model = {**chosen.train, **(train or {})}, {**chosen.model, **(model or {})}
     init_weights, sampling, started_from = None, None, init_from
-    if chosen.shipped_sampling:  # the shipped model's sampler and guidance, until the user chooses others
-        sampling = checkpoint_sampling(read_json(default_digits_checkpoint() / CONFIG_FILE).get("sampling", {}), default_digits_checkpoint()).to_dict()
+    if chosen.sampling is not None:  # the recipe's sampler and guidance, until the user chooses others
+        sampling = chosen.sampling.over(DIGIT_SAMPLING_FALLBACK).to_dict()
     if init_from is not None and resume:
         raise InputError("--init-from starts a new run; --resume continues one from its own state")
     if init_from is not None and (schedule or model or size is not None):
