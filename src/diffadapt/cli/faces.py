@@ -15,6 +15,7 @@ from diffadapt.cli.common import (
     parse_float_list,
     pick_device,
     seed_number,
+    shown_default,
     whole_number,
 )
 from diffadapt.device import PRECISIONS
@@ -42,7 +43,8 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     source.add_argument("--ckpt", default=None, help="a digit run folder, or 'default' for the shipped digit model")
     source.add_argument("--digit", type=whole_number, default=0, help="class to draw with a digit checkpoint (default: 0)")
     add_setting(source, "--guidance", SamplingSettings, metavar="S", help="guidance scale for a digit checkpoint", default_text="the checkpoint's")
-    add_setting(p, "--steps", SamplerConfig, default_text=f"50 for a face UNet, {DIGIT_FIGURE_STEPS} for a digit checkpoint (see MODEL_CARD.md)")
+    add_setting(p, "--steps", SamplerConfig, default_text=f"{field_default(SamplerConfig, 'steps')} for a face UNet, {DIGIT_FIGURE_STEPS} for a digit "
+                "checkpoint (see MODEL_CARD.md)")
     add_runtime(p)
 
 
@@ -53,9 +55,8 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("noise_dir")
     p.add_argument("out_dir")
     p.add_argument("--unet", required=True, help="course UNet.pt, a diffusers UNet2DModel folder, or a faces run")
-    add_setting(p, "--method", SamplerConfig, default_text="ddim, as graded")
-    add_setting(p, "--eta", SamplerConfig, default_text="0, as graded")
-    add_setting(p, "--steps", SamplerConfig, default_text="50, as graded")
+    for name in ("method", "eta", "steps"):  # the graded setting is SamplerConfig's defaults (course_sampler)
+        add_setting(p, "--" + name, SamplerConfig, default_text=f"{shown_default(field_default(SamplerConfig, name))}, as graded")
     p.add_argument("--gt", default=None, help="folder of ground-truth NN.png: print per-image and mean MSE (0..255)")
     p.add_argument("--batch-size", type=whole_number, default=SAMPLING_BATCH_SIZE,
                    help=f"images per forward pass (memory only) (default: {SAMPLING_BATCH_SIZE})")
