@@ -16,7 +16,7 @@ from diffadapt.images import model_to_nhwc
 from diffadapt.io import atomic_dir, write_png
 
 NUM_DIGITS = 10
-GENERATION_BATCH_SIZE = 500  # images per forward pass: memory only, results do not depend on it
+GENERATION_BATCH_SIZE = 100  # images per forward pass; results do not depend on it. Larger batches run slower on the CPU (cache)
 
 
 def sample_digits(
