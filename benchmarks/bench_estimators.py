@@ -1,0 +1,156 @@
+"""Label-free accuracy estimates compared against the truth: which estimate `adapt predict` should print.
+
+For each run and labelled folder (the folder syntax of bench_adapt_folder.py), the model is applied plain and
+after each asked folder adaptation; every candidate estimate is computed from the same logits and compared
+with the accuracy, which only this script reads. Candidates (defined here; the one chosen lives in ``adapt/estimate.py``):
+
+- ``atc-mc`` / ``atc-ne``: average thresholded confidence (max-confidence / negative entropy), threshold fit
+  on clean source val;
+- ``*-ts``: the same after temperature scaling fit on source val (NLL);
+- ``*-aug``: the threshold fit on source val under the strong augmentation of FixMatch (a shifted source);
+- ``doc-ts``: difference of confidences, source val accuracy - (mean confidence on source val - on the folder),
+  after temperature scaling; ``avgconf-ts``: the mean temperature-scaled confidence on the folder.
+
+    python benchmarks/bench_estimators.py --run runs/dev/fm_usps_in --folder usps-like=usps:val \\
+        --folder usps-like-inverted=usps:val:invert --variants plain,shot,fixmatch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_adapt_folder import folder_images
+from common import machine
+
+from diffadapt.adapt import augment
+from diffadapt.adapt.estimate import confidence_scores, estimate_accuracy, fit_threshold
+from diffadapt.adapt.source_free.shot import _unit_features, cluster_centroids, hidden_features, nearest_centroid
+from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise
+from diffadapt.adapt.transductive import FolderAdaptConfig
+from diffadapt.apps.adaptation.predict import adaptation_source, predict_images
+from diffadapt.apps.adaptation.runs import load_run, shipped_model
+from diffadapt.data.memory import TensorImages
+from diffadapt.data.types import DigitSet
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T > 0 that minimises the NLL of softmax(logits / T) on labelled images (a 1-d search in log T)."""
+    grid = torch.exp(torch.linspace(-3, 3, 601, dtype=torch.float64))
+    nll = [float(torch.nn.functional.cross_entropy(logits.double() / t, labels)) for t in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+class SourceEvidence:
+    """What the candidates may know of the model: labelled source val logits, clean and strongly augmented."""
+
+    def __init__(self, logits: torch.Tensor, labels: torch.Tensor, augmented: torch.Tensor) -> None:
+        self.logits, self.labels, self.augmented = logits, labels, augmented
+        self.accuracy = float((logits.argmax(1) == labels).double().mean())
+        self.augmented_accuracy = float((augmented.argmax(1) == labels).double().mean())
+        self.temperature = fit_temperature(logits, labels)
+
+
+def atc(score: str, temperature: bool = False, augmented: bool = False):
+    def estimate(e: SourceEvidence, target: torch.Tensor) -> float:
+        t = e.temperature if temperature else 1.0
+        logits, accuracy = (e.augmented, e.augmented_accuracy) if augmented else (e.logits, e.accuracy)
+        threshold = fit_threshold(confidence_scores(logits / t, score), accuracy)
+        return estimate_accuracy(confidence_scores(target / t, score), threshold)
+    return estimate
+
+
+def doc(e: SourceEvidence, target: torch.Tensor) -> float:
+    mean_conf = lambda z: float(confidence_scores(z / e.temperature, "max-confidence").mean())  # noqa: E731
+    return e.accuracy - (mean_conf(e.logits) - mean_conf(target))
+
+
+def average_confidence(e: SourceEvidence, target: torch.Tensor) -> float:
+    return float(confidence_scores(target / e.temperature, "max-confidence").mean())
+
+
+def cluster_agreement(e: SourceEvidence, target: torch.Tensor) -> float:
+    """The share of folder images whose prediction is also their nearest SHOT centroid in feature space."""
+    features = e.target_features
+    centroids = cluster_centroids(features, torch.softmax(target, 1))
+    return float((nearest_centroid(_unit_features(features.double()), centroids) == target.argmax(1)).double().mean())
+
+
+def min_atc_cluster(e: SourceEvidence, target: torch.Tensor) -> float:
+    return min(atc("max-confidence")(e, target), cluster_agreement(e, target))
+
+
+CANDIDATES = {
+    "atc-mc": atc("max-confidence"), "atc-ne": atc("negative-entropy"),
+    "atc-mc-ts": atc("max-confidence", temperature=True), "atc-ne-ts": atc("negative-entropy", temperature=True),
+    "atc-mc-aug": atc("max-confidence", augmented=True), "atc-ne-aug": atc("negative-entropy", augmented=True),
+    "doc-ts": doc, "avgconf-ts": average_confidence, "cluster": cluster_agreement, "min-atc-cluster": min_atc_cluster,
+}
+
+
+@torch.no_grad()
+def logits_of(model, images: torch.Tensor, stats: DomainStats, strong: bool = False) -> torch.Tensor:
+    model.eval()
+    out = []
+    for i in range(0, len(images), EVAL_BATCH):
+        x = normalise(images[i : i + EVAL_BATCH], stats)
+        out.append(model(augment.strong(x) if strong else x).float())
+    return torch.cat(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", required=True)
+    parser.add_argument("--folder", action="append", required=True, metavar="NAME=SPEC:SPLIT[:TRANSFORM][:N]")
+    parser.add_argument("--variants", default="plain,shot")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    args = parser.parse_args()
+    rows = []
+    for run_name in args.run:
+        ckpt = shipped_model(run_name.split("-", 1)[1]) if run_name.startswith("default-") else Path(run_name)
+        run = load_run(ckpt)
+        source = adaptation_source(run, None)
+        for item in args.folder:
+            name, spec = item.split("=", 1)
+            images, labels = folder_images(spec)
+            digits = DigitSet(images, np.full(len(labels), -1), run.document["target"]["domain"])
+            data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+            truth = torch.as_tensor(labels)
+            for variant in args.variants.split(","):
+                start = time.perf_counter()
+                adapt = None if variant == "plain" else FolderAdaptConfig(method=variant)
+                result = predict_images(run, data, adapt=adapt, progress=False)
+                source_stats = run.source_stats if adapt is None else result.source_stats
+                torch.manual_seed(0)
+                evidence = SourceEvidence(
+                    logits_of(result.model, source.val.images, source_stats), source.val.labels,
+                    logits_of(result.model, source.val.images, source_stats, strong=True))
+                with torch.no_grad():
+                    stats = result.stats.to(torch.device("cpu"))
+                    evidence.target_features = torch.cat([hidden_features(result.model, normalise(data.images[i : i + EVAL_BATCH], stats))
+                                                          for i in range(0, len(data.images), EVAL_BATCH)])
+                accuracy = float((result.logits.argmax(1) == truth).double().mean())
+                estimates = {key: fn(evidence, result.logits) for key, fn in CANDIDATES.items()}
+                row = {"run": run_name, "folder": name, "images": len(labels), "variant": variant, "accuracy": accuracy,
+                       "errors": {k: v - accuracy for k, v in estimates.items()}, "seconds": time.perf_counter() - start}
+                rows.append(row)
+                print(f"{run_name} {name} {variant}: accuracy {accuracy:.4f} " +
+                      " ".join(f"{k} {v:+.3f}" for k, v in row["errors"].items()), flush=True)
+    keys = list(CANDIDATES)
+    print(f"\nEstimate minus accuracy; machine: {machine()}\n")
+    print("| run | folder | variant | accuracy | " + " | ".join(keys) + " |")
+    print("|---|---|---|---|" + "---|" * len(keys))
+    for r in rows:
+        print(f"| {r['run']} | {r['folder']} | {r['variant']} | {r['accuracy']:.4f} | " + " | ".join(f"{r['errors'][k]:+.3f}" for k in keys) + " |")
+    print("| mean abs error | | | | " + " | ".join(f"{np.mean([abs(r['errors'][k]) for r in rows]):.3f}" for k in keys) + " |")
+    print("| max abs error | | | | " + " | ".join(f"{np.max([abs(r['errors'][k]) for r in rows]):.3f}" for k in keys) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
