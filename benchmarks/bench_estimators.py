@@ -9,7 +9,9 @@ with the accuracy, which only this script reads. Candidates (defined here; the o
 - ``*-ts``: the same after temperature scaling fit on source val (NLL);
 - ``*-aug``: the threshold fit on source val under the strong augmentation of FixMatch (a shifted source);
 - ``doc-ts``: difference of confidences, source val accuracy - (mean confidence on source val - on the folder),
-  after temperature scaling; ``avgconf-ts``: the mean temperature-scaled confidence on the folder.
+  after temperature scaling; ``avgconf-ts``: the mean temperature-scaled confidence on the folder;
+- ``cluster``: the share of folder images whose prediction is their nearest SHOT centroid in feature space;
+  ``min-atc-cluster`` the smaller of that and ``atc-mc``.
 
     python benchmarks/bench_estimators.py --run runs/dev/fm_usps_in --folder usps-like=usps:val \\
         --folder usps-like-inverted=usps:val:invert --variants plain,shot,fixmatch
@@ -46,13 +48,15 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 class SourceEvidence:
-    """What the candidates may know of the model: labelled source val logits, clean and strongly augmented."""
+    """What the candidates may know of the model: labelled source val logits, clean and strongly augmented, and
+    the folder's (N, 256) hidden features (for ``cluster``; set by the caller)."""
 
     def __init__(self, logits: torch.Tensor, labels: torch.Tensor, augmented: torch.Tensor) -> None:
         self.logits, self.labels, self.augmented = logits, labels, augmented
         self.accuracy = float((logits.argmax(1) == labels).double().mean())
         self.augmented_accuracy = float((augmented.argmax(1) == labels).double().mean())
         self.temperature = fit_temperature(logits, labels)
+        self.target_features = torch.empty(0)
 
 
 def atc(score: str, temperature: bool = False, augmented: bool = False):
