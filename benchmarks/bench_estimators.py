@@ -31,8 +31,9 @@ from common import machine
 
 from diffadapt.adapt import augment
 from diffadapt.adapt.estimate import confidence_scores, estimate_accuracy, fit_threshold
-from diffadapt.adapt.source_free.shot import _unit_features, cluster_centroids, hidden_features, nearest_centroid
+from diffadapt.adapt.source_free.shot import cluster_centroids, hidden_features_of, nearest_centroid, unit_features
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise
+from diffadapt.adapt.trainer import predict_logits
 from diffadapt.adapt.transductive import FolderAdaptConfig
 from diffadapt.apps.adaptation.predict import adaptation_source, predict_images
 from diffadapt.apps.adaptation.runs import load_run, shipped_model
@@ -81,7 +82,7 @@ def cluster_agreement(e: SourceEvidence, target: torch.Tensor) -> float:
     """The share of folder images whose prediction is also their nearest SHOT centroid in feature space."""
     features = e.target_features
     centroids = cluster_centroids(features, torch.softmax(target, 1))
-    return float((nearest_centroid(_unit_features(features.double()), centroids) == target.argmax(1)).double().mean())
+    return float((nearest_centroid(unit_features(features.double()), centroids) == target.argmax(1)).double().mean())
 
 
 def min_atc_cluster(e: SourceEvidence, target: torch.Tensor) -> float:
@@ -97,13 +98,10 @@ CANDIDATES = {
 
 
 @torch.no_grad()
-def logits_of(model, images: torch.Tensor, stats: DomainStats, strong: bool = False) -> torch.Tensor:
+def strongly_augmented_logits(model, images: torch.Tensor, stats: DomainStats) -> torch.Tensor:
+    """(N, 10) logits of the images under FixMatch's strong augmentation (the `-aug` candidates' harder source)."""
     model.eval()
-    out = []
-    for i in range(0, len(images), EVAL_BATCH):
-        x = normalise(images[i : i + EVAL_BATCH], stats)
-        out.append(model(augment.strong(x) if strong else x).float())
-    return torch.cat(out)
+    return torch.cat([model(augment.strong(normalise(images[i : i + EVAL_BATCH], stats))).float() for i in range(0, len(images), EVAL_BATCH)])
 
 
 def main() -> None:
@@ -131,12 +129,9 @@ def main() -> None:
                 source_stats = run.source_stats if adapt is None else result.source_stats
                 torch.manual_seed(0)
                 evidence = SourceEvidence(
-                    logits_of(result.model, source.val.images, source_stats), source.val.labels,
-                    logits_of(result.model, source.val.images, source_stats, strong=True))
-                with torch.no_grad():
-                    stats = result.stats.to(torch.device("cpu"))
-                    evidence.target_features = torch.cat([hidden_features(result.model, normalise(data.images[i : i + EVAL_BATCH], stats))
-                                                          for i in range(0, len(data.images), EVAL_BATCH)])
+                    predict_logits(result.model, source.val.images, source_stats), source.val.labels,
+                    strongly_augmented_logits(result.model, source.val.images, source_stats))
+                evidence.target_features = hidden_features_of(result.model, data.images, result.stats.to(torch.device("cpu")))
                 accuracy = float((result.logits.argmax(1) == truth).double().mean())
                 estimates = {key: fn(evidence, result.logits) for key, fn in CANDIDATES.items()}
                 row = {"run": run_name, "folder": name, "images": len(labels), "variant": variant, "accuracy": accuracy,

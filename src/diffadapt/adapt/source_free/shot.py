@@ -38,7 +38,7 @@ def diversity_loss(logits: torch.Tensor) -> torch.Tensor:
     return (mean * torch.log(mean.clamp_min(1e-12))).sum()
 
 
-def _unit_features(features: torch.Tensor) -> torch.Tensor:
+def unit_features(features: torch.Tensor) -> torch.Tensor:
     """g^ = [g, 1] / ||[g, 1]||: (N, D) -> (N, D + 1)."""
     return F.normalize(torch.cat([features, torch.ones_like(features[:, :1])], dim=1), dim=1)
 
@@ -47,7 +47,7 @@ def cluster_centroids(features: torch.Tensor, probabilities: torch.Tensor) -> to
     """SHOT's centroids: soft-weighted by (N, K) probabilities, then once more with the hard labels those give.
 
     features: (N, D) raw features g(x) -> (K, D + 1) unit-feature centroids."""
-    unit = _unit_features(features.double())
+    unit = unit_features(features.double())
     centroids = probabilities.double().t() @ unit / probabilities.double().sum(0).clamp_min(1e-12)[:, None]
     hard = F.one_hot(nearest_centroid(unit, centroids), probabilities.shape[1]).double()
     return (hard.t() @ unit / hard.sum(0).clamp_min(1e-12)[:, None]).float()
@@ -62,6 +62,13 @@ def hidden_features(model: DigitClassifier, x: torch.Tensor) -> torch.Tensor:
     """g(x): the input of the last linear layer, (B, 256) for the report's head (``model.classifier`` is a
     Sequential whose last module is h)."""
     return model.classifier[:-1](model.extractor(x))
+
+
+@torch.no_grad()
+def hidden_features_of(model: DigitClassifier, images: torch.Tensor, stats: DomainStats) -> torch.Tensor:
+    """uint8 (N, C, H, W) images -> (N, 256) g(x) in eval mode, in batches; the model is left in eval mode."""
+    model.eval()
+    return torch.cat([hidden_features(model, normalise(images[i : i + EVAL_BATCH], stats)) for i in range(0, len(images), EVAL_BATCH)])
 
 
 class SHOT(AdaptationMethod):
@@ -83,8 +90,7 @@ class SHOT(AdaptationMethod):
         ``images`` (uint8 (N, C, H, W)) under the current model, in eval mode; the model is left training."""
         if step % max(1, steps_per_pass):
             return
-        model.eval()
-        features = torch.cat([hidden_features(model, normalise(images[i : i + EVAL_BATCH], stats)) for i in range(0, len(images), EVAL_BATCH)])
+        features = hidden_features_of(model, images, stats)
         probabilities = F.softmax(model.classifier[-1](features), dim=1)
         self.centroids.copy_(cluster_centroids(features, probabilities))
         model.train()
@@ -93,7 +99,7 @@ class SHOT(AdaptationMethod):
         features = hidden_features(model, batch.x_target)
         logits = model.classifier[-1](features)
         with torch.no_grad():
-            pseudo_labels = nearest_centroid(_unit_features(features.detach().float()), self.centroids)
+            pseudo_labels = nearest_centroid(unit_features(features.detach().float()), self.centroids)
         entropy, diversity = prediction_entropy(logits), diversity_loss(logits)
         pseudo_label_loss = F.cross_entropy(logits, pseudo_labels)
         loss = entropy + diversity + self.pseudo_label_weight * pseudo_label_loss
