@@ -11,10 +11,15 @@ with the accuracy, which only this script reads. Candidates (defined here; the o
 - ``doc-ts``: difference of confidences, source val accuracy - (mean confidence on source val - on the folder),
   after temperature scaling; ``avgconf-ts``: the mean temperature-scaled confidence on the folder;
 - ``cluster``: the share of folder images whose prediction is their nearest SHOT centroid in feature space;
-  ``min-atc-cluster`` the smaller of that and ``atc-mc``.
+  ``min-atc-cluster`` the smaller of that and ``atc-mc``;
+- ``agree``: the share of folder images on which a second, independently trained run (``--second-run``, same
+  method and data, another seed; adapted the same way) predicts the same label (Jiang et al., 2022: with
+  calibrated ensembles the disagreement rate tracks the test error); ``min-atc-agree`` the smaller of that and
+  ``atc-mc``. Both are n/a without ``--second-run``.
 
     python benchmarks/bench_estimators.py --run runs/dev/fm_usps_in --folder usps-like=usps:val \\
-        --folder usps-like-inverted=usps:val:invert --variants plain,shot,fixmatch
+        --folder usps-like-inverted=usps:val:invert --variants plain,shot,fixmatch \\
+        [--second-run runs/dev/fm_usps_in_seed1]
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 class SourceEvidence:
     """What the candidates may know of the model: labelled source val logits, clean and strongly augmented, and
-    the folder's (N, 256) hidden features (for ``cluster``; set by the caller)."""
+    the folder's (N, 256) hidden features (for ``cluster``) and a second run's (N, 10) folder logits (for
+    ``agree``; empty without one), both set by the caller."""
 
     def __init__(self, logits: torch.Tensor, labels: torch.Tensor, augmented: torch.Tensor) -> None:
         self.logits, self.labels, self.augmented = logits, labels, augmented
@@ -58,6 +64,7 @@ class SourceEvidence:
         self.augmented_accuracy = float((augmented.argmax(1) == labels).double().mean())
         self.temperature = fit_temperature(logits, labels)
         self.target_features = torch.empty(0)
+        self.second_logits = torch.empty(0)
 
 
 def atc(score: str, temperature: bool = False, augmented: bool = False):
@@ -89,11 +96,23 @@ def min_atc_cluster(e: SourceEvidence, target: torch.Tensor) -> float:
     return min(atc("max-confidence")(e, target), cluster_agreement(e, target))
 
 
+def agreement(e: SourceEvidence, target: torch.Tensor) -> float:
+    if not len(e.second_logits):
+        return float("nan")
+    return float((e.second_logits.argmax(1) == target.argmax(1)).double().mean())
+
+
+def min_atc_agreement(e: SourceEvidence, target: torch.Tensor) -> float:
+    agree = agreement(e, target)
+    return agree if np.isnan(agree) else min(atc("max-confidence")(e, target), agree)
+
+
 CANDIDATES = {
     "atc-mc": atc("max-confidence"), "atc-ne": atc("negative-entropy"),
     "atc-mc-ts": atc("max-confidence", temperature=True), "atc-ne-ts": atc("negative-entropy", temperature=True),
     "atc-mc-aug": atc("max-confidence", augmented=True), "atc-ne-aug": atc("negative-entropy", augmented=True),
     "doc-ts": doc, "avgconf-ts": average_confidence, "cluster": cluster_agreement, "min-atc-cluster": min_atc_cluster,
+    "agree": agreement, "min-atc-agree": min_atc_agreement,
 }
 
 
@@ -104,23 +123,36 @@ def strongly_augmented_logits(model, images: torch.Tensor, stats: DomainStats) -
     return torch.cat([model(augment.strong(normalise(images[i : i + EVAL_BATCH], stats))).float() for i in range(0, len(images), EVAL_BATCH)])
 
 
+def run_path(name: str) -> Path:
+    return shipped_model(name.split("-", 1)[1]) if name.startswith("default-") else Path(name)
+
+
+def folder_tensor(run, images: np.ndarray) -> TensorImages:
+    """A folder's uint8 images as the run's model sees them (its channels, size and digit box); no labels."""
+    digits = DigitSet(images, np.full(len(images), -1), run.document["target"]["domain"])
+    return TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", required=True)
     parser.add_argument("--folder", action="append", required=True, metavar="NAME=SPEC:SPLIT[:TRANSFORM][:N]")
+    parser.add_argument("--second-run", action="append", default=[],
+                        help="per --run, in order: an independently trained twin whose agreement is the `agree` estimate")
     parser.add_argument("--variants", default="plain,shot")
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args()
+    if args.second_run and len(args.second_run) != len(args.run):
+        parser.error("give one --second-run per --run, or none")
     rows = []
-    for run_name in args.run:
-        ckpt = shipped_model(run_name.split("-", 1)[1]) if run_name.startswith("default-") else Path(run_name)
-        run = load_run(ckpt)
+    for index, run_name in enumerate(args.run):
+        run = load_run(run_path(run_name))
+        second = load_run(run_path(args.second_run[index])) if args.second_run else None
         source = adaptation_source(run, None)
         for item in args.folder:
             name, spec = item.split("=", 1)
             images, labels = folder_images(spec)
-            digits = DigitSet(images, np.full(len(labels), -1), run.document["target"]["domain"])
-            data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+            data = folder_tensor(run, images)
             truth = torch.as_tensor(labels)
             for variant in args.variants.split(","):
                 start = time.perf_counter()
@@ -132,6 +164,8 @@ def main() -> None:
                     predict_logits(result.model, source.val.images, source_stats), source.val.labels,
                     strongly_augmented_logits(result.model, source.val.images, source_stats))
                 evidence.target_features = hidden_features_of(result.model, data.images, result.stats.to(torch.device("cpu")))
+                if second is not None:
+                    evidence.second_logits = predict_images(second, folder_tensor(second, images), adapt=adapt, progress=False).logits
                 accuracy = float((result.logits.argmax(1) == truth).double().mean())
                 estimates = {key: fn(evidence, result.logits) for key, fn in CANDIDATES.items()}
                 row = {"run": run_name, "folder": name, "images": len(labels), "variant": variant, "accuracy": accuracy,
@@ -139,7 +173,8 @@ def main() -> None:
                 rows.append(row)
                 print(f"{run_name} {name} {variant}: accuracy {accuracy:.4f} " +
                       " ".join(f"{k} {v:+.3f}" for k, v in row["errors"].items()), flush=True)
-    keys = list(CANDIDATES)
+    rows = [{**r, "errors": {k: v for k, v in r["errors"].items() if not np.isnan(v)}} for r in rows]
+    keys = [k for k in CANDIDATES if all(k in r["errors"] for r in rows)]
     print(f"\nEstimate minus accuracy; machine: {machine()}\n")
     print("| run | folder | variant | accuracy | " + " | ".join(keys) + " |")
     print("|---|---|---|---|" + "---|" * len(keys))
