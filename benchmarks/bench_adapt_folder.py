@@ -33,6 +33,11 @@ from diffadapt.data import read_source, train_val
 from diffadapt.io import write_png
 
 
+def run_path(name: str) -> Path:
+    """A run folder, or ``default-usps`` / ``default-svhn`` for a shipped model."""
+    return shipped_model(name.split("-", 1)[1]) if name.startswith("default-") else Path(name)
+
+
 def folder_images(spec: str) -> tuple[np.ndarray, np.ndarray]:
     source, split, *rest = spec.split(":")
     transform = next((r for r in rest if not r.isdigit()), "")
@@ -70,7 +75,7 @@ def main() -> None:
                 write_png(folder / f"{i:05d}.png", image[..., 0] if image.shape[-1] == 1 else image)
             truth = dict((f"{i:05d}.png", int(y)) for i, y in enumerate(labels))
             for run in args.run:
-                ckpt = str(shipped_model(run.split("-", 1)[1])) if run.startswith("default-") else run
+                ckpt = str(run_path(run))
                 for variant in args.variants.split(","):
                     out = Path(tmp) / f"{name}-{Path(run).name}-{variant}.csv"
                     options = [] if variant == "plain" else ["--adapt", "--adapt-method", variant, *extra]

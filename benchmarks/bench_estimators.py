@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_adapt_folder import folder_images
+from bench_adapt_folder import folder_images, run_path
 from common import machine
 
 from diffadapt.adapt import augment
@@ -40,8 +40,8 @@ from diffadapt.adapt.source_free.shot import cluster_centroids, hidden_features_
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise
 from diffadapt.adapt.trainer import predict_logits
 from diffadapt.adapt.transductive import FolderAdaptConfig
-from diffadapt.apps.adaptation.predict import adaptation_source, predict_images
-from diffadapt.apps.adaptation.runs import load_run, shipped_model
+from diffadapt.apps.adaptation.predict import adaptation_source, predict_images, target_tensors
+from diffadapt.apps.adaptation.runs import load_run
 from diffadapt.data.memory import TensorImages
 from diffadapt.data.types import DigitSet
 
@@ -123,14 +123,9 @@ def strongly_augmented_logits(model, images: torch.Tensor, stats: DomainStats) -
     return torch.cat([model(augment.strong(normalise(images[i : i + EVAL_BATCH], stats))).float() for i in range(0, len(images), EVAL_BATCH)])
 
 
-def run_path(name: str) -> Path:
-    return shipped_model(name.split("-", 1)[1]) if name.startswith("default-") else Path(name)
-
-
 def folder_tensor(run, images: np.ndarray) -> TensorImages:
-    """A folder's uint8 images as the run's model sees them (its channels, size and digit box); no labels."""
-    digits = DigitSet(images, np.full(len(images), -1), run.document["target"]["domain"])
-    return TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+    """A folder's uint8 images as the run's model sees them; no labels."""
+    return target_tensors(run, DigitSet(images, np.full(len(images), -1), run.document["target"]["domain"]))
 
 
 def main() -> None:

@@ -22,14 +22,14 @@ from PIL import Image
 
 from diffadapt.adapt.config import FolderAdaptConfig, preset
 from diffadapt.adapt.trainer import AdaptResult
-from diffadapt.apps.adaptation.predict import predict_folder, predict_images
+from diffadapt.apps.adaptation.predict import predict_folder, predict_images, target_tensors
 from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_run, shipped_model, train_runs
 from diffadapt.apps.adaptation.tsne import tsne_figures
 from diffadapt.apps.digits.export import export_diffusers
 from diffadapt.apps.digits.generate import initial_noise, sample_digits, to_images
 from diffadapt.apps.digits.training import train_digits as train_digit_run
 from diffadapt.apps.faces.models import course_sampler, load_face_model, to_graded_images
-from diffadapt.data import DigitSet, TensorImages
+from diffadapt.data import DigitSet
 from diffadapt.data.types import NUM_CLASSES
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import LoadedModel, load_model
@@ -203,7 +203,7 @@ def predict_labels(run: LoadedRun, images: np.ndarray | DigitSet, normalisation:
     if adapt_settings is not None and (not adapt or not isinstance(adapt_settings, dict)):
         raise InputError("adapt_settings must be a dict of FolderAdaptConfig fields, given with adapt=True")
     data = images if isinstance(images, DigitSet) else digits(images, domain=run.document["target"]["domain"])
-    tensors = TensorImages.from_digitset(data, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+    tensors = target_tensors(run, data)
     config = FolderAdaptConfig.from_dict(adapt_settings or {}, section="adapt_settings", ignore_unknown=False) if adapt else None
     result = predict_images(run, tensors, normalisation, config, device=pick_device(device), progress=progress)  # type: ignore[arg-type]
     return result.logits.argmax(1).numpy()

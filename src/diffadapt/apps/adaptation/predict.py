@@ -30,6 +30,7 @@ from diffadapt.apps.adaptation.runs import (
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.data.formats.folders import read_unlabelled_folder
 from diffadapt.data.memory import TensorImages
+from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
 from diffadapt.io import CONFIG_FILE, check_output_files, write_json_atomic, write_text_atomic
 
@@ -107,6 +108,11 @@ class FolderPrediction:
     source_stats: DomainStats | None = None  # and that source's statistics
 
 
+def target_tensors(run: LoadedRun, digits: DigitSet) -> TensorImages:
+    """Unlabelled target digits as the run prepares its target: its channels, size and digit box (uint8)."""
+    return TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+
+
 def predict_images(
     run: LoadedRun, data: TensorImages, normalisation: Normalisation = "target", adapt: FolderAdaptConfig | None = None,
     adapt_source: DomainSource | None = None, device: torch.device | None = None, progress: bool = True,
@@ -159,7 +165,7 @@ def predict_folder(
         check_free(Path(save_adapted), [adapt.seed])
     run = load_run(ckpt)
     digits = read_unlabelled_folder(image_dir, domain=run.document["target"]["domain"], progress=progress)
-    data = TensorImages.from_digitset(digits, channels=run.config.channels, size=run.config.size, box=run.config.target_box)
+    data = target_tensors(run, digits)
     result = predict_images(run, data, normalisation, adapt, adapt_source, device, progress)
     saved_run = None
     if adapt is not None and save_adapted is not None and result.source is not None:
