@@ -46,7 +46,7 @@ def parse(setting: str, loaded) -> tuple:
     fields = setting.split(":")
     method, steps = fields[0], int(fields[1])
     spacing = fields[2] if len(fields) > 2 and fields[2] else None
-    eta = float(fields[3]) if len(fields) > 3 else None
+    eta = float(fields[3]) if len(fields) > 3 and fields[3] else None
     scale, interval = None, None
     if len(fields) > 4:
         text = fields[4]
