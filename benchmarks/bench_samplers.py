@@ -44,15 +44,20 @@ def parse(setting: str, loaded) -> tuple:
     if setting == CHECKPOINT_DEFAULT:
         return loaded.sampler(), loaded.guidance(None, None)
     fields = setting.split(":")
+
+    def field(index: int) -> str | None:
+        """The field's text; None (the checkpoint's) where it is missing or empty."""
+        return fields[index] if len(fields) > index and fields[index] else None
+
     method, steps = fields[0], int(fields[1])
-    spacing = fields[2] if len(fields) > 2 and fields[2] else None
-    eta = float(fields[3]) if len(fields) > 3 and fields[3] else None
+    spacing = field(2)
+    eta = float(field(3)) if field(3) else None
     scale, interval = None, None
-    if len(fields) > 4:
-        text = fields[4]
-        if "@" in text:
-            text, window = text.split("@")
-            interval = tuple(int(v) for v in window.split("-"))
+    text = field(4)
+    if text and "@" in text:
+        text, window = text.split("@")
+        interval = tuple(int(v) for v in window.split("-"))
+    if text:
         scale = float(text)
     sampler = loaded.sampler(method, steps, eta, spacing)
     guidance = loaded.guidance(scale, interval) if interval else loaded.guidance(scale, "all" if scale is not None else None)
