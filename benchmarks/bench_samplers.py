@@ -4,9 +4,10 @@
 
 A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
 ``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step), ``unipc:8:trailing:0:4@100-499``
-or ``default`` (the checkpoint's own sampler and guidance); missing or empty fields are the checkpoint's. Without
-settings: the old default, the checkpoint's default, and every sampler (DDIM at eta 0 and 1) at 5 / 10 / 15 / 25
-steps with the checkpoint's spacing and guidance. Each row: network evaluations per image, seconds for all images
+or ``default`` (the checkpoint's own sampler and guidance); missing or empty fields are what ``digits generate``
+lays over the checkpoint's: its own, but a method other than its own takes eta 0 and guidance at every step, as does
+a scale given without a window. Without settings: the old default, the checkpoint's default, and every sampler
+(DDIM at eta 0 and 1) at 5 / 10 / 15 / 25 steps with the checkpoint's spacing and scale. Each row: network evaluations per image, seconds for all images
 (same process, same threads, one after the other, so ratios are fair), course accuracy (the course's LeNet,
 ``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance, and the classification accuracy score against
 real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl
@@ -27,6 +28,7 @@ from common import machine, print_table, require
 from diffadapt.apps.digits.generate import generate_images
 from diffadapt.data import read_source
 from diffadapt.diffusion.models import load_model
+from diffadapt.diffusion.sampling import SamplingSettings, check_interval_within
 from diffadapt.evaluate.accuracy_score import classification_accuracy_score, real_baseline, real_reference
 from diffadapt.evaluate.generated import score_digits
 from diffadapt.evaluate.judge import load_judge
@@ -41,8 +43,9 @@ DEFAULT_SETTINGS = [OLD_DEFAULT, CHECKPOINT_DEFAULT] + GRID
 
 
 def parse(setting: str, loaded) -> tuple:
+    """The sampler and guidance of a SETTING, as ``digits generate`` would lay them over the checkpoint's."""
     if setting == CHECKPOINT_DEFAULT:
-        return loaded.sampler(), loaded.guidance(None, None)
+        return loaded.sampling()
     fields = setting.split(":")
 
     def field(index: int) -> str | None:
@@ -59,9 +62,10 @@ def parse(setting: str, loaded) -> tuple:
         interval = tuple(int(v) for v in window.split("-"))
     if text:
         scale = float(text)
-    sampler = loaded.sampler(method, steps, eta, spacing)
-    guidance = loaded.guidance(scale, interval) if interval else loaded.guidance(scale, "all" if scale is not None else None)
-    return sampler, guidance
+        interval = interval or "all"  # a scale without a window: every step
+    check_interval_within(interval, loaded.schedule)
+    return loaded.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing, guidance=scale,
+                                            guidance_interval=interval))
 
 
 # What makes two rows the same measurement. Not the SETTING text: its missing fields are the checkpoint's

@@ -30,6 +30,15 @@ def test_another_method_does_not_inherit_the_defaults_eta():
     assert SamplingSettings(method="ddim", eta=0.5).over(SamplingSettings(method="unipc")).eta == 0.5
 
 
+def test_another_method_does_not_inherit_the_defaults_guidance_interval():
+    defaults = SamplingSettings(method="dpmpp-2m-sde", guidance=3.0, guidance_interval=(0, 300))
+    assert SamplingSettings(method="ddim").over(defaults).guidance_interval == "all"
+    assert SamplingSettings(method="ddim").over(defaults).guidance == 3.0  # the scale is not the method's
+    assert SamplingSettings(method="dpmpp-2m-sde", steps=9).over(defaults).guidance_interval == (0, 300)
+    assert SamplingSettings(method="ddim", guidance_interval=(10, 20)).over(defaults).guidance_interval == (10, 20)
+    assert SamplingSettings(guidance=2.0).over(defaults).guidance_interval == (0, 300)
+
+
 def test_an_embedding_settings_object_lays_over_as_plain_sampling_settings():
     part = DigitsPart(per_class=5, steps=4, clip_x0=False)
     merged = part.over(DIGIT_SAMPLING_FALLBACK)

@@ -47,13 +47,17 @@ def shipped_defaults() -> dict:
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     shipped = shipped_defaults()
 
+    # what SamplingSettings.over gives a method other than the checkpoint's, where the user gives no value
+    other_method = {"eta": "0", "guidance_interval": "all"}
+
     def checkpoint_default(key: str) -> str:
-        if key not in shipped:
-            return "the checkpoint's"
-        value = shipped[key]
-        if key == "guidance_interval":  # written as the option reads it
-            value = "all" if value is None else ":".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-        return f"the checkpoint's; the shipped model's is {shown_default(value)}"
+        text = "the checkpoint's"
+        if key in shipped:
+            value = shipped[key]
+            if key == "guidance_interval":  # written as the option reads it
+                value = "all" if value is None else ":".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            text += f"; the shipped model's is {shown_default(value)}"
+        return text + (f"; with another --method, {other_method[key]}" if key in other_method else "")
 
     p.add_argument("--ckpt", default=None,
                    help="run folder of a trained model, or a diffusers folder written by `digits export` (default: the shipped checkpoint)")

@@ -53,12 +53,16 @@ class SamplingSettings(Settings):
     def over(self, defaults: SamplingSettings) -> SamplingSettings:
         """The fields given here, ``defaults``' elsewhere (a plain SamplingSettings, whatever embeds either).
 
-        A method given here other than the defaults' own takes eta 0 unless eta is given too: the defaults'
-        eta belongs to their method (DDIM's eta would be refused by a sampler that has none).
+        A method given here other than the defaults' own takes eta 0 and guidance at every step unless eta or
+        the interval is given too: the defaults' eta and interval belong to their method. DDIM's eta would be
+        refused by a sampler that has none; an interval chosen for a stochastic sampler leaves the high-noise
+        steps unguided, where a deterministic one fixes the digit's shape for good (benchmarks/RESULTS.md).
         """
         given = self._given(SAMPLING_FIELDS)
-        if "method" in given and "eta" not in given and given["method"] != defaults.method:
-            given["eta"] = 0.0
+        if "method" in given and given["method"] != defaults.method:
+            given.setdefault("eta", 0.0)
+            if isinstance(defaults.guidance_interval, tuple):  # None and "all" already mean every step
+                given.setdefault("guidance_interval", "all")
         return SamplingSettings(**{**{name: getattr(defaults, name) for name in SAMPLING_FIELDS}, **given})
 
     def completed(self) -> SamplingSettings:
