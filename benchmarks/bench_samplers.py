@@ -5,14 +5,14 @@
 A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
 ``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step), ``unipc:8:trailing:0:4@100-499``
 or ``default`` (the checkpoint's own sampler and guidance); missing or empty fields are what ``digits generate``
-lays over the checkpoint's: its own, but a method other than its own takes eta 0 and guidance at every step, as does
-a scale given without a window. Without settings: the old default, the checkpoint's default, and every sampler
-(DDIM at eta 0 and 1) at 5 / 10 / 15 / 25 steps with the checkpoint's spacing and scale. Each row: network evaluations per image, seconds for all images
-(same process, same threads, one after the other, so ratios are fair), course accuracy (the course's LeNet,
-``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance, and the classification accuracy score against
-real MNIST-M (``mnistm28.npz``; its real side is measured once per seed). Rows are appended to OUT/results.jsonl
-as they finish; a rerun skips a row already measured with the same sampler, guidance, image count, seeds and
-precision.
+lays over the checkpoint's: its own, but a method other than its own takes eta 0 and guidance at every step, as
+does a scale given without a window. Without settings: the old default, the checkpoint's default, and every
+sampler (DDIM at eta 0 and 1) at 5 / 10 / 15 / 25 steps with the checkpoint's spacing and scale. Each row: network
+evaluations per image, seconds for all images (same process, same threads, one after the other, so ratios are
+fair), course accuracy (the course's LeNet, ``hw2_digit_classifier.pth``), judge accuracy and Fréchet distance,
+and the classification accuracy score against real MNIST-M (``mnistm28.npz``; its real side is measured once per
+seed). Rows are appended to OUT/results.jsonl as they finish; a rerun skips a row already measured with the same
+sampler, guidance, image count, seeds and precision.
 """
 
 from __future__ import annotations

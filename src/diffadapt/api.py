@@ -75,7 +75,8 @@ class DigitModel:
         """``n`` images of each digit in ``digits`` (in that order): (len(digits) * n, 28, 28, 3) uint8 in [0, 255].
 
         method / steps / eta / spacing / guidance / guidance_interval default to the checkpoint's sampling defaults
-        (``sampling_defaults``); ``seed`` fixes the initial and per-step noise.
+        (``sampling_defaults``), but a method other than the checkpoint's takes eta 0 and guidance at every step
+        unless they are given; ``seed`` fixes the initial and per-step noise.
         """
         single = isinstance(digits, (int, np.integer)) and not isinstance(digits, (bool, np.bool_))
         if not single and (isinstance(digits, (str, bytes, bool, np.bool_)) or not isinstance(digits, (Sequence, np.ndarray))):
