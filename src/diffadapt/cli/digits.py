@@ -19,7 +19,7 @@ from diffadapt.cli.common import (
     whole_number,
 )
 from diffadapt.device import PRECISIONS
-from diffadapt.diffusion.sampling import SAMPLING_FIELDS, SamplingSettings, check_interval_within
+from diffadapt.diffusion.sampling import OTHER_METHOD_FALLBACK, SAMPLING_FIELDS, SamplingSettings, check_interval_within
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
@@ -47,9 +47,6 @@ def shipped_defaults() -> dict:
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     shipped = shipped_defaults()
 
-    # what SamplingSettings.over gives a method other than the checkpoint's, where the user gives no value
-    other_method = {"eta": "0", "guidance_interval": "all"}
-
     def checkpoint_default(key: str) -> str:
         text = "the checkpoint's"
         if key in shipped:
@@ -57,7 +54,8 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
             if key == "guidance_interval":  # written as the option reads it
                 value = "all" if value is None else ":".join(map(str, value)) if isinstance(value, (list, tuple)) else value
             text += f"; the shipped model's is {shown_default(value)}"
-        return text + (f"; with another --method, {other_method[key]}" if key in other_method else "")
+        other = OTHER_METHOD_FALLBACK.get(key)
+        return text + (f"; with another --method, {shown_default(other)}" if other is not None else "")
 
     p.add_argument("--ckpt", default=None,
                    help="run folder of a trained model, or a diffusers folder written by `digits export` (default: the shipped checkpoint)")

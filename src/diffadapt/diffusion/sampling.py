@@ -60,9 +60,9 @@ class SamplingSettings(Settings):
         """
         given = self._given(SAMPLING_FIELDS)
         if "method" in given and given["method"] != defaults.method:
-            given.setdefault("eta", 0.0)
+            given.setdefault("eta", OTHER_METHOD_FALLBACK["eta"])
             if isinstance(defaults.guidance_interval, tuple):  # None and "all" already mean every step
-                given.setdefault("guidance_interval", "all")
+                given.setdefault("guidance_interval", OTHER_METHOD_FALLBACK["guidance_interval"])
         return SamplingSettings(**{**{name: getattr(defaults, name) for name in SAMPLING_FIELDS}, **given})
 
     def completed(self) -> SamplingSettings:
@@ -101,5 +101,7 @@ def check_interval_within(interval: Any, schedule: LinearSchedule) -> None:
                              "(the schedule's last timestep)")
 
 
+# What :meth:`SamplingSettings.over` gives a method other than the defaults' where these are not given.
+OTHER_METHOD_FALLBACK: dict[str, Any] = {"eta": 0.0, "guidance_interval": "all"}
 SAMPLER_FIELDS: tuple[str, ...] = ("method", "steps", "eta", "spacing", "clip_x0")  # the SamplerConfig part
 SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SamplingSettings))
