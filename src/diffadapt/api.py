@@ -27,6 +27,7 @@ from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_run, sh
 from diffadapt.apps.adaptation.tsne import tsne_figures
 from diffadapt.apps.digits.export import export_diffusers
 from diffadapt.apps.digits.generate import initial_noise, sample_digits, to_images
+from diffadapt.apps.digits.training import AUTO_RECIPE
 from diffadapt.apps.digits.training import train_digits as train_digit_run
 from diffadapt.apps.faces.models import course_sampler, load_face_model, to_graded_images
 from diffadapt.data import DigitSet
@@ -106,13 +107,14 @@ def load_digits(ckpt: str | Path | None = None, device: str = "auto", precision:
 
 
 def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "auto", progress: bool = True,
-                 init_from: str | Path | None = None, recipe: str = "standard", **settings: Any) -> DigitModel:
+                 init_from: str | Path | None = None, recipe: str = AUTO_RECIPE, **settings: Any) -> DigitModel:
     """Train a digit model on ``data`` (a source spec; default: the embedded MNIST-M) into the run folder ``out``.
 
     ``settings`` are fields of ``TrainConfig`` (steps, epochs, batch_size, lr, ...), ``ScheduleConfig``
     (num_timesteps, beta_start, beta_end) or ``UNetConfig`` (base_channels, channel_mults, ...).
     ``init_from`` fine-tunes a digit checkpoint ("default": the shipped one) with its network and schedule;
-    ``recipe`` ("standard" or "cpu", see ``digits train --recipe``) sets the starting values under ``settings``.
+    ``recipe`` ("auto", "standard" or "cpu", see ``digits train --recipe``; auto: cpu for a new network on a CPU)
+    sets the starting values under ``settings``.
     """
     groups: dict[str, dict[str, Any]] = {"train": {}, "schedule": {}, "model": {}}
     for key, value in settings.items():

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from diffadapt.apps.digits.generate import GENERATION_BATCH_SIZE
-from diffadapt.apps.digits.training import DIGIT_RECIPES
+from diffadapt.apps.digits.training import AUTO_RECIPE, DIGIT_RECIPES
 from diffadapt.cli.common import (
     add_command,
     add_family,
@@ -81,10 +81,11 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--stop-after", type=whole_number, default=0, help="end this invocation after N steps; --resume finishes the run")
     p.add_argument("--size", type=whole_number, default=None, help="resize images to SIZE x SIZE (default: as stored)")
-    p.add_argument("--recipe", choices=tuple(DIGIT_RECIPES), default="standard",
+    p.add_argument("--recipe", choices=(AUTO_RECIPE, *DIGIT_RECIPES), default=AUTO_RECIPE,
                    help="starting values of a new run, under the options given: standard (the config defaults), or cpu "
                    "(a smaller network at a quarter of the arithmetic an image, for CPUs; prints when it should reach the accuracy measured for it, "
-                   "timed on this machine) (default: standard)")
+                   "timed on this machine); auto: cpu for a new network on a CPU, standard on a GPU and for --init-from / --resume "
+                   f"(default: {AUTO_RECIPE})")
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help=f"fine-tune: start from a digit checkpoint's weights, network and noise schedule ('{SHIPPED}': the shipped one)")
     for name in TRAIN_SETTINGS:
