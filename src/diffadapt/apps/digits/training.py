@@ -63,7 +63,7 @@ def resolve_recipe(recipe: str, device: torch.device, continues: bool) -> str:
 
 
 def expected_time_note(recipe: DigitRecipe, model_config: UNetConfig, train_config: TrainConfig, device: torch.device) -> str:
-    """E.g. "step 7,200 (99% course accuracy when measured) in about 28 min here (0.23 s a step)", the step
+    """E.g. "step 7,200 (99% course accuracy on real MNIST-M when measured) in about 28 min here (0.23 s a step)", the step
     time measured on this device now; empty for a recipe never measured."""
     if recipe.measured is None:
         return ""
@@ -86,8 +86,8 @@ def train_digits(
     checkpoint, ``"default"`` for the shipped one) fine-tunes: its weights, network and noise schedule are
     the start, so ``schedule``, ``model`` and ``size`` must not be given; the run's config records it.
     ``recipe`` (see DIGIT_RECIPES; ``auto``: :func:`resolve_recipe`) sets the starting values of a new run;
-    ``report`` receives the line that
-    says when the recipe is expected to reach the accuracy measured for it, timed on this device.
+    ``report`` receives the line that says when the recipe is expected to reach the accuracy measured for it,
+    timed on this device.
     """
     out = Path(out)
     if stop_after < 0:
