@@ -69,7 +69,8 @@ def expected_time_note(recipe: DigitRecipe, model_config: UNetConfig, train_conf
         return ""
     step, accuracy = recipe.measured
     seconds = seconds_per_step(model_config, train_config, device)
-    return f"step {step:,} ({accuracy:.0%} course accuracy on real MNIST-M when measured) in about {step * seconds / 60:.0f} min here ({seconds:.2f} s a step)"
+    return (f"step {step:,} ({accuracy:.0%} course accuracy on real MNIST-M when measured) in about {step * seconds / 60:.0f} min here "
+            f"({seconds:.2f} s a step)")
 
 
 def train_digits(
