@@ -54,11 +54,13 @@ DIGIT_RECIPES: dict[str, DigitRecipe] = {
 def resolve_recipe(recipe: str, device: torch.device, continues: bool) -> str:
     """The recipe a run gets: ``auto`` is ``cpu`` for a new network trained on a CPU (the standard one would take
     hours there) and ``standard`` on a GPU or where the run ``continues`` a network (--init-from, --resume),
-    whose settings are its own."""
-    if recipe != AUTO_RECIPE and recipe not in DIGIT_RECIPES:
-        raise InputError(f"recipe must be one of {AUTO_RECIPE}, {', '.join(DIGIT_RECIPES)}, got {recipe!r}")
+    whose settings are its own; any other recipe for such a run is refused."""
     if recipe == AUTO_RECIPE:
         return "cpu" if device.type == "cpu" and not continues else "standard"
+    if recipe not in DIGIT_RECIPES:
+        raise InputError(f"recipe must be one of {AUTO_RECIPE}, {', '.join(DIGIT_RECIPES)}, got {recipe!r}")
+    if recipe != "standard" and continues:
+        raise InputError(f"--recipe {recipe} starts a new network; --resume and --init-from take theirs from a run or checkpoint")
     return recipe
 
 
@@ -98,8 +100,6 @@ def train_digits(
     device = device or torch.device("cpu")
     recipe = resolve_recipe(recipe, device, resume or init_from is not None)
     chosen = DIGIT_RECIPES[recipe]
-    if recipe != "standard" and (resume or init_from is not None):
-        raise InputError(f"--recipe {recipe} starts a new network; --resume and --init-from take theirs from a run or checkpoint")
     train, model = {**chosen.train, **(train or {})}, {**chosen.model, **(model or {})}
     init_weights, sampling, started_from = None, None, init_from
     if chosen.sampling is not None:  # the recipe's sampler and guidance, until the user chooses others
