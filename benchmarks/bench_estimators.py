@@ -15,7 +15,11 @@ with the accuracy, which only this script reads. Candidates (defined here; the o
 - ``agree``: the share of folder images on which a second, independently trained run (``--second-run``, same
   method and data, another seed; adapted the same way) predicts the same label (Jiang et al., 2022: with
   calibrated ensembles the disagreement rate tracks the test error); ``min-atc-agree`` the smaller of that and
-  ``atc-mc``. Both are n/a without ``--second-run``.
+  ``atc-mc``. Both are n/a without ``--second-run``;
+- ``cot``: confidence optimal transport (Lu et al., 2023), the balanced-label estimate ``adapt predict`` prints
+  beside ATC (adapt/estimate.py); ``cot-ts`` the same after temperature scaling (the paper's first step); ``cott``: the share of folder images whose cost under that plan is at most a
+  threshold fit on source val (the source val costs against its true one-hots; as many above it as errors);
+- ``nuclear``: the nuclear norm of the (N, 10) softmax matrix over sqrt(N * 10) (Deng et al., 2023), uncalibrated.
 
     python benchmarks/bench_estimators.py --run runs/dev/fm_usps_in --folder usps-like=usps:val \\
         --folder usps-like-inverted=usps:val:invert --variants plain,shot,fixmatch \\
@@ -35,7 +39,15 @@ from bench_adapt_folder import folder_images, run_path
 from common import machine
 
 from diffadapt.adapt import augment
-from diffadapt.adapt.estimate import confidence_scores, estimate_accuracy, fit_threshold
+from diffadapt.adapt.estimate import (
+    BALANCED_MAX_IMAGES,
+    balanced_label_estimate,
+    confidence_scores,
+    estimate_accuracy,
+    fit_threshold,
+    label_counts,
+    transport_costs,
+)
 from diffadapt.adapt.source_free.shot import cluster_centroids, hidden_features_of, nearest_centroid, unit_features
 from diffadapt.adapt.stats import EVAL_BATCH, DomainStats, normalise
 from diffadapt.adapt.trainer import predict_logits
@@ -49,8 +61,9 @@ from diffadapt.data.types import DigitSet
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The T > 0 that minimises the NLL of softmax(logits / T) on labelled images (a 1-d search in log T)."""
     grid = torch.exp(torch.linspace(-3, 3, 601, dtype=torch.float64))
-    nll = [float(torch.nn.functional.cross_entropy(logits.double() / t, labels)) for t in grid]
-    return float(grid[int(np.argmin(nll))])
+    logits, labels = logits.double().cpu(), labels.cpu()
+    nll = torch.stack([torch.nn.functional.cross_entropy(logits / t, labels) for t in grid])
+    return float(grid[int(nll.argmin())])
 
 
 class SourceEvidence:
@@ -107,12 +120,40 @@ def min_atc_agreement(e: SourceEvidence, target: torch.Tensor) -> float:
     return agree if np.isnan(agree) else min(atc("max-confidence")(e, target), agree)
 
 
+def source_label_shares(e: SourceEvidence) -> torch.Tensor:
+    return torch.bincount(e.labels, minlength=e.logits.shape[1]).double() / len(e.labels)
+
+
+def cot(temperature: bool):
+    def estimate(e: SourceEvidence, target: torch.Tensor) -> float:
+        return balanced_label_estimate(target, source_label_shares(e), e.temperature if temperature else 1.0)
+    return estimate
+
+
+def cott(e: SourceEvidence, target: torch.Tensor) -> float:
+    """COT's costs thresholded like ATC: the threshold leaves as many source val costs (against the true
+    one-hots) above it as source val errors; the estimate is the share of folder costs at or below it."""
+    logits, labels = e.logits[:BALANCED_MAX_IMAGES], e.labels[:BALANCED_MAX_IMAGES]
+    source_costs = transport_costs(torch.softmax(logits.double(), 1), labels).sort().values
+    errors = int((logits.argmax(1) != labels).sum())
+    threshold = float(source_costs[len(source_costs) - errors - 1]) if errors < len(source_costs) else -1.0
+    target = target[:BALANCED_MAX_IMAGES]
+    counts = label_counts(source_label_shares(e), len(target))
+    costs = transport_costs(torch.softmax(target.double(), 1), torch.repeat_interleave(torch.arange(len(counts)), counts))
+    return float((costs <= threshold).double().mean())
+
+
+def nuclear_norm(e: SourceEvidence, target: torch.Tensor) -> float:
+    p = torch.softmax(target.double(), 1)
+    return float(torch.linalg.matrix_norm(p, ord="nuc") / np.sqrt(len(p) * p.shape[1]))
+
+
 CANDIDATES = {
     "atc-mc": atc("max-confidence"), "atc-ne": atc("negative-entropy"),
     "atc-mc-ts": atc("max-confidence", temperature=True), "atc-ne-ts": atc("negative-entropy", temperature=True),
     "atc-mc-aug": atc("max-confidence", augmented=True), "atc-ne-aug": atc("negative-entropy", augmented=True),
     "doc-ts": doc, "avgconf-ts": average_confidence, "cluster": cluster_agreement, "min-atc-cluster": min_atc_cluster,
-    "agree": agreement, "min-atc-agree": min_atc_agreement,
+    "agree": agreement, "min-atc-agree": min_atc_agreement, "cot": cot(False), "cot-ts": cot(True), "cott": cott, "nuclear": nuclear_norm,
 }
 
 

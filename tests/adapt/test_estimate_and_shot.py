@@ -1,5 +1,5 @@
-"""The label-free accuracy estimate (ATC) and SHOT's parts, against hand-computed values, and SHOT beating
-source-only on the rotated two moons of test_methods_adapt.py."""
+"""The label-free accuracy estimates (ATC, and COT's balanced-label estimate) and SHOT's parts, against
+hand-computed values, and SHOT beating source-only on the rotated two moons of test_methods_adapt.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from diffadapt.adapt.estimate import Calibration, confidence_scores, estimate_accuracy, fit_threshold
+from diffadapt.adapt.estimate import (
+    BALANCED_MAX_IMAGES,
+    Calibration,
+    balanced_label_estimate,
+    confidence_scores,
+    estimate_accuracy,
+    fit_threshold,
+    label_counts,
+    transport_costs,
+)
 from diffadapt.adapt.methods import Batch, TrainingProgress
 from diffadapt.adapt.source_free.shot import SHOT, cluster_centroids, diversity_loss, nearest_centroid
 from diffadapt.errors import InputError
@@ -42,15 +51,53 @@ def test_calibration_estimates_its_own_source_exactly_and_round_trips():
     assert calibration.source_val_accuracy == pytest.approx(accuracy)
     assert calibration.estimate(logits) == pytest.approx(accuracy, abs=1 / 400)
     assert Calibration.from_dict(calibration.to_dict()) == calibration
+    assert sum(calibration.label_shares) == pytest.approx(1.0) and len(calibration.label_shares) == 10
 
 
 @pytest.mark.parametrize("record", [None, [], {"method": "atc", "score": "nope"}, {"method": "atc", "score": "max-confidence", "threshold": "x"},
                                     {"method": "atc", "score": "max-confidence", "threshold": 0.5, "source_val_accuracy": 1.5, "images": 3},
                                     {"method": "atc", "score": "max-confidence", "threshold": float("nan"), "source_val_accuracy": 0.5, "images": 3},
-                                    {"method": "atc", "score": "max-confidence", "threshold": 0.5, "source_val_accuracy": 0.5, "images": True}])
+                                    {"method": "atc", "score": "max-confidence", "threshold": 0.5, "source_val_accuracy": 0.5, "images": True},
+                                    *[{"method": "atc", "score": "max-confidence", "threshold": 0.5, "source_val_accuracy": 0.5, "images": 3,
+                                       "label_shares": shares}
+                                      for shares in ("x", [1.0], [0.5, 0.6], [float("nan"), 1.0], [-0.5, 1.5], [True, 0.0], [0.5] * 2000)]])
 def test_a_bad_calibration_record_is_refused(record):
     with pytest.raises(InputError, match="calibration"):
         Calibration.from_dict(record, "config.json")
+
+
+def test_transport_costs_and_the_balanced_estimate_by_hand():
+    p = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    # Labels 0, 1, 1: row 0 -> 0 costs max(1 - 0.9, 0.1) = 0.1, row 1 -> 1 costs max(0.3, 0.2) = 0.3, and the
+    # confident class-2 row must take the other 1: max(1 - 0, 1.0) = 1.0. No other assignment is cheaper.
+    assert transport_costs(p, torch.tensor([0, 1, 1])).tolist() == pytest.approx([0.1, 0.3, 1.0])
+    assert balanced_label_estimate(torch.log(p), torch.tensor([1 / 3, 2 / 3, 0.0])) == pytest.approx(1 - 1.4 / 3)
+    # Shares 0.5 / 0.3 / 0.2 of 7: floors 3 / 2 / 1, the one left goes to the largest remainder (0.5 of class 0).
+    assert label_counts(torch.tensor([0.5, 0.3, 0.2]), 7).tolist() == [4, 2, 1]
+
+
+def test_the_balanced_estimate_sees_confident_errors_that_atc_cannot():
+    """A synthetic shift: a model confidently right on its source (unsure where it errs) sends 30 % of the
+    target's classes 0-2 to class 3, confidently. ATC reads full confidence as full accuracy; COT charges the images class 3 cannot hold."""
+    generator = torch.Generator().manual_seed(0)
+    source_labels = torch.arange(1000) % 10
+    source_logits = 8 * nn.functional.one_hot(source_labels, 10).double() + torch.rand(1000, 10, generator=generator, dtype=torch.float64)
+    source_logits[:50] = torch.rand(50, 10, generator=generator, dtype=torch.float64)  # unsure, mostly wrong
+    calibration = Calibration.fit(source_logits, source_labels, "max-confidence", "test")
+    truth = torch.arange(1000) % 10
+    predicted = truth.clone()
+    wrong = (truth < 3) & (torch.rand(1000, generator=generator) < 0.3)
+    predicted[wrong] = 3
+    target_logits = 8 * nn.functional.one_hot(predicted, 10).double() + torch.rand(1000, 10, generator=generator, dtype=torch.float64)
+    accuracy = float((predicted == truth).double().mean())
+    assert calibration.estimate(target_logits) - accuracy > 0.05  # blind to the confident errors
+    assert abs(calibration.balanced_estimate(target_logits) - accuracy) <= 0.01
+
+
+def test_the_balanced_estimate_of_a_large_folder_is_a_fixed_subsample():
+    logits = torch.randn(BALANCED_MAX_IMAGES + 500, 10, generator=torch.Generator().manual_seed(0)) * 3
+    shares = torch.full((10,), 0.1, dtype=torch.float64)
+    assert balanced_label_estimate(logits, shares) == balanced_label_estimate(logits.clone(), shares)
 
 
 def test_diversity_loss_by_hand():

@@ -57,6 +57,8 @@ def test_adapting_reads_no_labels_and_is_fixed_by_its_seed(run_cli, trained, tmp
         assert code == 0, err
         assert "label-free accuracy estimate" in out
         outputs.append((tmp_path / f"{name}.csv").read_bytes())
+        document = json.loads((tmp_path / f"{name}.estimate.json").read_text())
+        assert document["balanced_label_estimate"] is None and "balances the predicted classes" in document["balanced_label_estimate_method"]
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[3] != outputs[0]  # another seed is another run
 
@@ -88,15 +90,20 @@ def test_the_estimate_is_written_beside_the_csv_and_holds_its_error_without_shif
     assert code == 0
     document = json.loads((tmp_path / "own.estimate.json").read_text())
     truth = accuracy(tmp_path / "own.csv", source.labels.numpy())
-    print("own", truth, document["estimated_accuracy"])
+    print("own", truth, document["estimated_accuracy"], document["balanced_label_estimate"])
     assert abs(document["estimated_accuracy"] - truth) <= 0.03
+    # COT charges an unsure model for its softness (this one, two epochs of source-only, is): low, never high
+    assert truth - 0.15 <= document["balanced_label_estimate"] <= truth + 0.03
     assert document["images"] == len(source) and document["calibration"]["method"] == "atc" and document["adapted"] is False
     code, out, _ = run_cli("adapt", "predict", folder, tmp_path / "usps.csv", "--ckpt", run)
-    estimate = json.loads((tmp_path / "usps.estimate.json").read_text())["estimated_accuracy"]
+    usps = json.loads((tmp_path / "usps.estimate.json").read_text())
+    estimate, balanced = usps["estimated_accuracy"], usps["balanced_label_estimate"]
     truth = accuracy(tmp_path / "usps.csv", labels)
-    print("usps", truth, estimate)
-    assert abs(estimate - truth) <= 0.15
+    print("usps", truth, estimate, balanced)
+    assert abs(estimate - truth) <= 0.15 and abs(balanced - truth) <= 0.15
     assert ("warning: the estimate is below 0.8" in out) == (estimate < 0.8)
+    assert ("warning: the balanced-label estimate is below 0.8" in out) == (estimate >= 0.8 > balanced)
+    assert usps["unreliable"] == (min(estimate, balanced) < 0.8)
 
 
 def test_save_adapted_keeps_a_run_folder_that_predicts_the_same(run_cli, trained, tmp_path):

@@ -10,6 +10,22 @@ ICLR 2022).
 The threshold is the only thing fit, on source images; target labels are never read. The estimate is as good
 as "the share of confident target images tracks accuracy", which fails for shifts that make the model
 confidently wrong: its measured error per pair is in benchmarks/RESULTS.md ("Adaptation that holds on data it has never seen").
+
+A second estimate sees some of those confident errors, under an assumption the user must judge: confidence
+optimal transport (COT; Lu et al., "Characterizing out-of-distribution error via optimal transport", NeurIPS
+2023). If the folder's classes have the source val's shares pi, the softmax rows p_j should be movable onto
+one-hot labels in those shares at little cost; a model that piles images into a wrong class cannot be:
+
+    p       = softmax(logits), as the model gives it (temperature scaling on source val, the paper's first
+              step, made it worse on the embedded pairs: RESULTS.md)
+    c(p, y) = || p - e_y ||_inf                       (the cost of reading softmax row p as label y)
+    W       = min over one-to-one assignments sigma of  mean_j c(p_j, y_sigma(j)),
+              the labels y being N one-hots in the shares pi (largest-remainder counts)
+    acc^    = 1 - W
+
+It charges a folder whose classes really are unbalanced as if the model erred (real USPS: 16 % zeros), and it is
+blind after SHOT, whose diversity term balances the predicted classes by design; RESULTS.md ("Confidence
+optimal transport") has both measured.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from diffadapt.errors import InputError
 
@@ -26,6 +43,8 @@ Score = Literal["negative-entropy", "max-confidence"]
 SCORES: tuple[str, ...] = get_args(Score)
 ESTIMATE_SCORE: Score = "max-confidence"  # the score runs are calibrated with (chosen on the embedded pairs, RESULTS.md)
 UNRELIABLE_BELOW = 0.8  # an estimate below this gets a one-line warning
+BALANCED_MAX_IMAGES = 2000  # the exact assignment is O(N^3): larger folders are estimated on a fixed subsample
+BALANCED_SUBSAMPLE_SEED = 0
 
 
 def confidence_scores(logits: torch.Tensor, score: Score) -> torch.Tensor:
@@ -52,6 +71,40 @@ def estimate_accuracy(scores: torch.Tensor, threshold: float) -> float:
     return float((scores > threshold).double().mean())
 
 
+def label_counts(shares: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` labels split into the classes in proportion to (K,) ``shares`` (summing to 1), by largest remainder."""
+    raw = shares.double() * n
+    counts = raw.floor().long()
+    remainder_order = torch.argsort(-(raw - counts), stable=True)
+    counts[remainder_order[: n - int(counts.sum())]] += 1
+    return counts
+
+
+def transport_costs(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N,) costs c(p_j, y_sigma(j)) = ||p_j - e_y||_inf under the optimal one-to-one assignment sigma of the
+    (N, K) softmax rows to the (N,) labels (an exact linear assignment)."""
+    p = probabilities.double()
+    top2 = p.topk(2, dim=1).values  # K >= 2
+    is_max = p == top2[:, :1]
+    largest_other = torch.where(is_max, top2[:, 1:2], top2[:, :1])  # max_{k != y} p_k for each y
+    per_class = torch.maximum(1.0 - p, largest_other)  # (N, K): c(p_j, e_y) for every class y
+    cost = per_class[:, labels].numpy()
+    rows, columns = linear_sum_assignment(cost)
+    return torch.from_numpy(cost[rows, columns])
+
+
+def balanced_label_estimate(logits: torch.Tensor, shares: torch.Tensor, temperature: float = 1.0) -> float:
+    """COT's accuracy estimate 1 - W (module docstring) for (N, K) logits and (K,) label shares pi, the logits
+    divided by ``temperature`` first (1 in the shipped estimate); folders beyond BALANCED_MAX_IMAGES images are
+    estimated on a fixed random subsample."""
+    if len(logits) > BALANCED_MAX_IMAGES:
+        order = torch.randperm(len(logits), generator=torch.Generator().manual_seed(BALANCED_SUBSAMPLE_SEED))
+        logits = logits[order[:BALANCED_MAX_IMAGES]]
+    counts = label_counts(shares, len(logits))
+    labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    return 1.0 - float(transport_costs(torch.softmax(logits.double().cpu() / temperature, 1), labels).mean())
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What the estimate needs of a model, fit once on its labelled source val images.
@@ -62,6 +115,7 @@ class Calibration:
         source_val_accuracy: the accuracy t reproduces.
         images: how many source val images it was fit on.
         fit_on: what those images were (for the record, e.g. ``source val (mnistm)``).
+        label_shares: the share of each class among those images (COT's pi; None in runs saved before it).
     """
 
     score: Score
@@ -69,6 +123,7 @@ class Calibration:
     source_val_accuracy: float
     images: int
     fit_on: str
+    label_shares: tuple[float, ...] | None = None
 
     @classmethod
     def fit(cls, logits: torch.Tensor, labels: torch.Tensor, score: Score, fit_on: str) -> Calibration:
@@ -76,16 +131,30 @@ class Calibration:
         if len(labels) == 0:
             raise InputError("cannot calibrate the accuracy estimate on no source images")
         accuracy = float((logits.argmax(1) == labels.to(logits.device)).double().mean())
-        return cls(score, fit_threshold(confidence_scores(logits, score), accuracy), accuracy, len(labels), fit_on)
+        shares = torch.bincount(labels.cpu(), minlength=logits.shape[1]).double() / len(labels)
+        return cls(score, fit_threshold(confidence_scores(logits, score), accuracy), accuracy, len(labels), fit_on,
+                   tuple(shares.tolist()))
 
     def estimate(self, logits: torch.Tensor) -> float:
         """The estimated accuracy on the images of (N, K) logits."""
         return estimate_accuracy(confidence_scores(logits, self.score), self.threshold)
 
+    def balanced_estimate(self, logits: torch.Tensor) -> float | None:
+        """COT's estimate on (N, K) logits if the folder's classes had the source val's shares; None for a
+        calibration saved without those shares."""
+        if self.label_shares is None:
+            return None
+        if len(self.label_shares) != logits.shape[1]:
+            raise InputError(f"calibration.label_shares has {len(self.label_shares)} classes, the model {logits.shape[1]}")
+        return balanced_label_estimate(logits, torch.tensor(self.label_shares, dtype=torch.float64))
+
     def to_dict(self) -> dict[str, Any]:
         # JSON has no infinity: a threshold below every score is written as null.
-        return {"method": "atc", "score": self.score, "threshold": None if math.isinf(self.threshold) else self.threshold,
-                "source_val_accuracy": self.source_val_accuracy, "images": self.images, "fit_on": self.fit_on}
+        record = {"method": "atc", "score": self.score, "threshold": None if math.isinf(self.threshold) else self.threshold,
+                  "source_val_accuracy": self.source_val_accuracy, "images": self.images, "fit_on": self.fit_on}
+        if self.label_shares is not None:
+            record["label_shares"] = list(self.label_shares)
+        return record
 
     @classmethod
     def from_dict(cls, data: Any, source: Any = None) -> Calibration:
@@ -99,4 +168,19 @@ class Calibration:
             raise InputError("calibration.source_val_accuracy must be a number in 0..1", source)
         if isinstance(images, bool) or not isinstance(images, int) or images < 1:
             raise InputError("calibration.images must be a positive whole number", source)
-        return cls(data["score"], -math.inf if threshold is None else float(threshold), float(accuracy), images, str(data.get("fit_on", "")))
+        return cls(data["score"], -math.inf if threshold is None else float(threshold), float(accuracy), images, str(data.get("fit_on", "")),
+                   _label_shares(data.get("label_shares"), source))
+
+
+def _label_shares(value: Any, source: Any) -> tuple[float, ...] | None:
+    """A saved ``calibration.label_shares``, checked: None, or 2 to 1000 finite shares >= 0 that sum to 1."""
+    if value is None:
+        return None
+    message = "calibration.label_shares must be a list of 2 to 1000 numbers >= 0 that sum to 1"
+    if not isinstance(value, list) or not 2 <= len(value) <= 1000:
+        raise InputError(message, source)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in value):
+        raise InputError(message, source)
+    if abs(sum(value) - 1.0) > 1e-6:
+        raise InputError(message, source)
+    return tuple(float(v) for v in value)

@@ -37,6 +37,9 @@ from diffadapt.errors import InputError
 from diffadapt.progress import progress_bar
 
 MIN_FOLDER_IMAGES = 32  # fewer cannot fill a batch without repeating each image many times over
+# Methods whose loss pushes the predicted class shares towards balance (SHOT's diversity term): after them the
+# balanced-label estimate (adapt/estimate.py, COT) cannot see errors, so it is not reported.
+BALANCING_METHODS = frozenset({"shot"})
 
 
 def adapt_to_folder(

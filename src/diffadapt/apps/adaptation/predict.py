@@ -16,7 +16,7 @@ import torch
 from diffadapt.adapt.estimate import UNRELIABLE_BELOW, Calibration
 from diffadapt.adapt.stats import DomainStats
 from diffadapt.adapt.trainer import AdaptResult, predict_logits
-from diffadapt.adapt.transductive import FolderAdaptConfig, adapt_to_folder
+from diffadapt.adapt.transductive import BALANCING_METHODS, FolderAdaptConfig, adapt_to_folder
 from diffadapt.apps.adaptation.runs import (
     DomainData,
     DomainSource,
@@ -50,18 +50,32 @@ class Prediction:
     adapted: bool
     adapt_seconds: float = 0.0
     saved_run: Path | None = None
+    balanced_estimate: float | None = None  # COT's, if the folder's classes had the source's shares
 
     @property
     def unreliable(self) -> bool:
-        return self.estimated_accuracy < UNRELIABLE_BELOW
+        return is_unreliable(self.estimated_accuracy, self.balanced_estimate)
 
     def summary(self) -> str:
-        """One line for the terminal; a second, the warning, when the estimate is below UNRELIABLE_BELOW."""
+        """One line for the terminal, a second with the balanced-label estimate where there is one, and a
+        warning when either is below UNRELIABLE_BELOW."""
         line = (f"label-free accuracy estimate {self.estimated_accuracy:.3f} (ATC, {self.calibration.score}, "
                 f"threshold fit on {self.calibration.fit_on}; written to {self.estimate_path})")
-        if self.unreliable:
+        if self.balanced_estimate is not None:
+            line += (f"\nif the folder's classes are as balanced as the source's: {self.balanced_estimate:.3f} "
+                     "(confidence optimal transport)")
+        if self.estimated_accuracy < UNRELIABLE_BELOW:
             line += f"\nwarning: the estimate is below {UNRELIABLE_BELOW}: this model is unreliable on this folder"
+        elif self.unreliable:
+            line += (f"\nwarning: the balanced-label estimate is below {UNRELIABLE_BELOW}: the predicted classes are far "
+                     "from the source's shares, so either this folder's classes are that unbalanced or the model is "
+                     "confidently wrong on a share of it")
         return line
+
+
+def is_unreliable(estimate: float, balanced_estimate: float | None) -> bool:
+    """Whether a prediction gets the warning: either estimate below UNRELIABLE_BELOW."""
+    return min(estimate, 1.0 if balanced_estimate is None else balanced_estimate) < UNRELIABLE_BELOW
 
 
 def estimate_path_for(out_csv: str | Path) -> Path:
@@ -172,20 +186,33 @@ def predict_folder(
         saved_run = _save_adapted(Path(save_adapted), run, adapt, result, data, digits.domain, device)
     labels = result.logits.argmax(1)
     estimated = result.calibration.estimate(result.logits)
+    balancing = adapt is not None and adapt.method in BALANCING_METHODS
+    balanced = None if balancing else result.calibration.balanced_estimate(result.logits)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image_name", "label"])
     writer.writerows(sorted(zip(digits.names or [], labels.tolist())))
     write_text_atomic(out_csv, buffer.getvalue())
     document: dict[str, Any] = {
-        "images": len(labels), "estimated_accuracy": estimated, "unreliable": estimated < UNRELIABLE_BELOW,
-        "checkpoint": str(run.path), "adapted": adapt is not None, "calibration": result.calibration.to_dict(),
+        "images": len(labels), "estimated_accuracy": estimated,
+        "balanced_label_estimate": balanced, "balanced_label_estimate_method": _balanced_note(result.calibration, balancing),
+        "unreliable": is_unreliable(estimated, balanced), "checkpoint": str(run.path), "adapted": adapt is not None, "calibration": result.calibration.to_dict(),
         "predicted_class_counts": torch.bincount(labels, minlength=10).tolist(),
     }
     if adapt is not None:
         document["adaptation"] = {**asdict(adapt), "seconds": result.adapt_seconds, "saved_run": str(saved_run) if saved_run else None}
     write_json_atomic(estimate_path, document)
-    return Prediction(len(labels), Path(out_csv), estimate_path, estimated, result.calibration, adapt is not None, result.adapt_seconds, saved_run)
+    return Prediction(len(labels), Path(out_csv), estimate_path, estimated, result.calibration, adapt is not None, result.adapt_seconds,
+                      saved_run, balanced)
+
+
+def _balanced_note(calibration: Calibration, balancing: bool) -> str:
+    """What the json's ``balanced_label_estimate`` is, or why it is null."""
+    if balancing:
+        return "none: the adaptation method balances the predicted classes by design, which this estimate cannot see past"
+    if calibration.label_shares is None:
+        return "none: the run's calibration has no source label shares (refit it with: diffadapt adapt calibrate RUN)"
+    return "confidence optimal transport (Lu et al., 2023) of the softmax to one-hot labels in the source val label shares"
 
 
 def _save_adapted(out: Path, run: LoadedRun, adapt: FolderAdaptConfig, result: FolderPrediction, data: TensorImages, domain: str,
