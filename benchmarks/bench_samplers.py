@@ -2,8 +2,9 @@
 
     python benchmarks/bench_samplers.py --out runs/samplers [SETTING ...] [--per-class 100] [--score-seeds 0,1,2] [--ckpt RUN]
 
-A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
-``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step), ``unipc:8:trailing:0:4@100-499``
+A SETTING is METHOD:STEPS[:SPACING[:ETA[:GUIDANCE[/SHARE][@LO-HI]]]], e.g. ``dpmpp-2m:10:trailing``,
+``ddim:25:leading:1:4`` (the old default: DDIM 25, eta 1, s 4 at every step), ``unipc:8:trailing:0:4@100-499``,
+``dpmpp-2m-sde:6:quadratic::3/0.25@0-300`` (frequency-split guidance, high-frequency share 0.25)
 or ``default`` (the checkpoint's own sampler and guidance); missing or empty fields are what ``digits generate``
 lays over the checkpoint's: its own, but a method other than its own takes eta 0 and guidance at every step, as
 does a scale given without a window. Without settings: the old default, the checkpoint's default, and every
@@ -55,17 +56,20 @@ def parse(setting: str, loaded) -> tuple:
     method, steps = fields[0], int(fields[1])
     spacing = field(2)
     eta = float(field(3)) if field(3) else None
-    scale, interval = None, None
+    scale, interval, share = None, None, None
     text = field(4)
     if text and "@" in text:
         text, window = text.split("@")
         interval = tuple(int(v) for v in window.split("-"))
+    if text and "/" in text:
+        text, share_text = text.split("/")
+        share = float(share_text)
     if text:
         scale = float(text)
         interval = interval or "all"  # a scale without a window: every step
     check_interval_within(interval, loaded.schedule)
     return loaded.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing, guidance=scale,
-                                            guidance_interval=interval))
+                                            guidance_interval=interval, guidance_high_frequency=share))
 
 
 # What makes two rows the same measurement. Not the SETTING text: its missing fields are the checkpoint's

@@ -72,10 +72,11 @@ class DigitModel:
     def generate(self, digits: int | Sequence[int], n: int = 1, method: str | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None, guidance_interval: tuple[int, int] | str | None = None,
                  seed: int = 0, as_pil: bool = False, progress: bool = False,
-                 spacing: str | None = None) -> np.ndarray | list[Image.Image]:
+                 spacing: str | None = None, guidance_high_frequency: float | None = None) -> np.ndarray | list[Image.Image]:
         """``n`` images of each digit in ``digits`` (in that order): (len(digits) * n, 28, 28, 3) uint8 in [0, 255].
 
-        method / steps / eta / spacing / guidance / guidance_interval default to the checkpoint's sampling defaults
+        method / steps / eta / spacing / guidance / guidance_interval / guidance_high_frequency (frequency-split
+        guidance's share r, diffusion/guidance.py) default to the checkpoint's sampling defaults
         (``sampling_defaults``), but a method other than the checkpoint's takes eta 0 and guidance at every step
         unless they are given; ``seed`` fixes the initial and per-step noise.
         """
@@ -89,7 +90,8 @@ class DigitModel:
         seed = _whole_number("seed", seed, 0, 2**31 - 1)
         check_interval_within(guidance_interval, self.loaded.schedule)
         sampler, guided = self.loaded.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing, guidance=guidance,
-                                                                guidance_interval=guidance_interval))
+                                                                guidance_interval=guidance_interval,
+                                                                guidance_high_frequency=guidance_high_frequency))
         labels = torch.tensor(classes).repeat_interleave(n)
         cfg = self.loaded.model_config
         x_T = initial_noise(len(labels), (cfg.in_channels, cfg.image_size, cfg.image_size), seed)

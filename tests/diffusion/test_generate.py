@@ -16,6 +16,7 @@ from diffadapt.apps.digits.generate import graded_names, initial_noise, sample_d
 from diffadapt.data import load_embedded
 from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.sampler import SamplerConfig
+from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.errors import InputError
 from tests.diffusion.helpers import embedded_classes, train_tiny
 
@@ -172,6 +173,18 @@ def test_guidance_defaults_come_from_the_checkpoint(tiny_run):
     assert loaded.guidance(4.0) == Guidance(4.0, (10, 50))
     assert loaded.guidance(None, "all") == Guidance(2.5)
     assert loaded.guidance(None, (0, 99)) == Guidance(2.5, (0, 99))
+    loaded.defaults = dataclasses.replace(loaded.defaults, guidance_high_frequency=0.25)
+    assert loaded.guidance(4.0) == Guidance(4.0, (10, 50), 0.25)  # the checkpoint's share stays with a new scale
+    assert loaded.sampling(SamplingSettings(guidance_high_frequency=1.0))[1] == Guidance(2.5, (10, 50))
+
+
+def test_generate_with_frequency_split_guidance(run_cli, tiny_run, tmp_path):
+    args = ["--ckpt", tiny_run, "--per-class", "1", "--steps", "4", "--guidance", "3"]
+    code, out, _ = run_cli("digits", "generate", tmp_path / "a", *args, "--guidance-high-frequency", "0.25")
+    assert code == 0 and "high-frequency share 0.25" in out
+    for bad in ("-1", "nan", "lots"):
+        code, _, err = run_cli("digits", "generate", tmp_path / "b", *args, "--guidance-high-frequency", bad)
+        assert code == 2 and "guidance-high-frequency" in err.replace("_", "-") and not (tmp_path / "b").exists(), err
 
 
 def untrained_run(run_dir, **model) -> None:

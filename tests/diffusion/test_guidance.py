@@ -1,4 +1,4 @@
-"""Classifier-free guidance: the formula, one batched forward, and the guidance interval."""
+"""Classifier-free guidance: the formula, one batched forward, the guidance interval, and the frequency split."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from torch import nn
 from diffadapt.diffusion.guidance import Guidance, GuidedModel, guided_epsilon
 from diffadapt.diffusion.sampler import SamplerConfig, sample
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
+from diffadapt.errors import InputError
 
 NULL = 10
 
@@ -31,6 +32,39 @@ def test_scale_is_one_plus_w_of_the_course_form():
     eps_cond, eps_uncond = torch.randn(2, 4, 3, 5, 5).unbind(0)
     w = 2.0
     assert torch.allclose(guided_epsilon(eps_cond, eps_uncond, 1 + w), (1 + w) * eps_cond - w * eps_uncond, atol=1e-6)
+
+
+def test_frequency_split_guidance_by_hand():
+    eps_uncond = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    s, r = 3.0, 0.25
+    flat = torch.full((1, 3, 4, 4), 0.5)  # all coarse: L(d) = d, so the share of the fine band does not matter
+    assert torch.allclose(guided_epsilon(eps_uncond + flat, eps_uncond, s, r), eps_uncond + s * flat, atol=1e-6)
+    checker = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2 * 2.0 - 1.0  # every 2x2 block averages to 0
+    fine = checker.expand(1, 3, 4, 4)
+    expected = eps_uncond + (1 + r * (s - 1)) * fine  # all fine: 1 + 0.25 * 2 = 1.5
+    assert torch.allclose(guided_epsilon(eps_uncond + fine, eps_uncond, s, r), expected, atol=1e-6)
+    eps_cond = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(guided_epsilon(eps_cond, eps_uncond, s, 1.0), guided_epsilon(eps_cond, eps_uncond, s))
+    # r = 0 on odd sizes (28 / 2 = 14, 5 -> 3 with ceil_mode): the split still adds back to d
+    odd_cond, odd_uncond = torch.randn(2, 2, 3, 5, 5).unbind(0)
+    both = guided_epsilon(odd_cond, odd_uncond, 1.0, 0.0)  # s = 1: the conditional model whatever r
+    assert torch.allclose(both, odd_cond, atol=1e-6)
+
+
+@pytest.mark.parametrize("share", [-0.5, 4.5, float("nan"), "half", True])
+def test_a_bad_high_frequency_share_is_refused_naming_it(share):
+    with pytest.raises(InputError, match="high_frequency_share"):
+        Guidance(3.0, high_frequency_share=share)
+
+
+def test_frequency_split_guidance_runs_through_the_guided_model():
+    model = RecordingModel()
+    x, t, labels = torch.randn(2, 3, 6, 6), torch.full((2,), 10), torch.tensor([1, 2])
+    split = GuidedModel(model, labels, Guidance(3.0, high_frequency_share=0.0), NULL)(x, t)
+    by_hand = guided_epsilon(model(x, t, labels), model(x, t, torch.full_like(labels, NULL)), 3.0, 0.0)
+    assert torch.allclose(split, by_hand, atol=1e-6)
+    assert not torch.allclose(split, GuidedModel(model, labels, 3.0, NULL)(x, t), atol=1e-3)
+    assert str(Guidance(3.0, (0, 300), 0.25)) == "s 3, high-frequency share 0.25 at t 0..300"
 
 
 def test_one_batched_forward_equals_two_separate_ones():

@@ -65,7 +65,8 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         if name == "guidance_interval":
             add_setting(p, flag, SamplingSettings, name, default_text=checkpoint_default(name), parse=parse_timestep_interval, metavar="LO:HI")
         else:
-            add_setting(p, flag, SamplingSettings, name, default_text=checkpoint_default(name), metavar="S" if name == "guidance" else None)
+            metavar = {"guidance": "S", "guidance_high_frequency": "R"}.get(name)
+            add_setting(p, flag, SamplingSettings, name, default_text=checkpoint_default(name), metavar=metavar)
     p.add_argument("--batch-size", type=whole_number, default=GENERATION_BATCH_SIZE,
                    help=f"images per forward pass (memory only: results do not depend on it) (default: {GENERATION_BATCH_SIZE})")
     p.add_argument("--device", default="auto")

@@ -10,6 +10,16 @@ Guidance interval (Kynkaenniemi et al., 2024): guidance at the highest noise lev
 of a sample early and collapses the variety of the class; at the lowest it only sharpens detail. Applying
 s only for timesteps lo <= t <= hi and the conditional model (s = 1) elsewhere keeps most of the accuracy
 gain with less loss of diversity, and the steps outside the interval cost one forward instead of two.
+
+Frequency-split guidance (after Sadat et al., 2025, "Guidance in the frequency domain"): the guidance
+direction d = eps_cond - eps_uncond is split by one level of a Laplacian pyramid, L(d) = the 2x2 average
+upsampled back (bilinear), and the fine band d - L(d) gets only a share r of the guidance w = s - 1:
+
+    eps = eps_uncond + s L(d) + (1 + r (s - 1)) (d - L(d))
+
+r = 1 is plain guidance; r = 0 leaves the fine band at the conditional model's. On the digit model the
+coarse band carries the class (course accuracy) and the fine band most of guidance's cost in realism
+(benchmarks/RESULTS.md, "Frequency-split guidance").
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from diffadapt.errors import InputError
 from diffadapt.settings import Settings, number
@@ -31,6 +42,8 @@ class Guidance(Settings):
 
     scale: float = number(1.0, at_least=0.0, at_most=GUIDANCE_MAX, help="guidance scale s")
     interval: tuple[int, ...] | None = None
+    high_frequency_share: float = number(1.0, at_least=0.0, at_most=4.0,
+                                         help="r: the fine band of eps_cond - eps_uncond gets guidance 1 + r (s - 1); 1: plain guidance")
 
     def validate(self) -> None:
         if self.interval is not None:
@@ -53,6 +66,8 @@ class Guidance(Settings):
 
     def __str__(self) -> str:
         text = f"s {self.scale:g}"
+        if self.high_frequency_share != 1.0:
+            text += f", high-frequency share {self.high_frequency_share:g}"
         return text if self.interval is None else f"{text} at t {self.interval[0]}..{self.interval[1]}"
 
 
@@ -64,10 +79,22 @@ def check_interval_setting(interval: tuple[int, ...]) -> None:
         raise InputError(f"guidance_interval: {exc}") from None
 
 
-def guided_epsilon(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
-    """eps_uncond + s (eps_cond - eps_uncond), computed in float32 whatever the model's dtype."""
+def coarse_band(d: torch.Tensor) -> torch.Tensor:
+    """L(d): (B, C, H, W) -> the same shape, the 2x2 average pooled and upsampled back (bilinear)."""
+    pooled = F.avg_pool2d(d, 2, ceil_mode=True)
+    return F.interpolate(pooled, size=d.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def guided_epsilon(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, scale: float, high_frequency_share: float = 1.0) -> torch.Tensor:
+    """eps_uncond + s (eps_cond - eps_uncond), or with r != 1 the frequency-split form of the module
+    docstring; (B, C, H, W) in, float32 out whatever the model's dtype."""
     eps_cond, eps_uncond = eps_cond.float(), eps_uncond.float()
-    return eps_uncond + scale * (eps_cond - eps_uncond)
+    d = eps_cond - eps_uncond
+    if high_frequency_share == 1.0:
+        return eps_uncond + scale * d
+    coarse = coarse_band(d)
+    fine_scale = 1.0 + high_frequency_share * (scale - 1.0)
+    return eps_uncond + scale * coarse + fine_scale * (d - coarse)
 
 
 class GuidedModel(nn.Module):
@@ -95,4 +122,4 @@ class GuidedModel(nn.Module):
             torch.cat([x, x]), torch.cat([t, t]), torch.cat([self.labels, torch.full_like(self.labels, self.null_label)])
         )
         eps_cond, eps_uncond = both.chunk(2)
-        return guided_epsilon(eps_cond, eps_uncond, scale)
+        return guided_epsilon(eps_cond, eps_uncond, scale, self.guidance.high_frequency_share)

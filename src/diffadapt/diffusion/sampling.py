@@ -42,6 +42,9 @@ class SamplingSettings(Settings):
     # None here and in every settings below it: guidance at every step, as "all".
     guidance_interval: tuple[int, ...] | Literal["all"] | None = described(
         None, "apply guidance only at 0-based timesteps [lo, hi], inclusive, the conditional model elsewhere; 'all' for every step")
+    guidance_high_frequency: float | None = _optional(
+        Guidance, "high_frequency_share", "frequency-split guidance: the share r of the guidance (s - 1) that the fine band of "
+        "eps_cond - eps_uncond gets; 1: plain guidance")
 
     def validate(self) -> None:
         if isinstance(self.guidance_interval, tuple):  # checked here, so the error names the setting before any work
@@ -66,12 +69,18 @@ class SamplingSettings(Settings):
         return SamplingSettings(**{**{name: getattr(defaults, name) for name in SAMPLING_FIELDS}, **given})
 
     def completed(self) -> SamplingSettings:
-        """Every sampler field filled with SamplerConfig's default and the scale with Guidance's where not given
-        (the interval stays None: every step)."""
+        """Every sampler field filled with SamplerConfig's default and the guidance with Guidance's where not
+        given (the interval stays None: every step)."""
         sampler = SamplerConfig(**self._given(SAMPLER_FIELDS))
+        guidance = self._guidance_defaults()
+        return SamplingSettings(**{name: getattr(sampler, name) for name in SAMPLER_FIELDS}, guidance=guidance.scale,
+                                guidance_interval=self.guidance_interval, guidance_high_frequency=guidance.high_frequency_share)
+
+    def _guidance_defaults(self) -> Guidance:
+        """The scale and high-frequency share given here, Guidance's defaults elsewhere; no interval."""
         scale = self.guidance if self.guidance is not None else field_default(Guidance, "scale")
-        return SamplingSettings(**{name: getattr(sampler, name) for name in SAMPLER_FIELDS}, guidance=scale,
-                                guidance_interval=self.guidance_interval)
+        share = self.guidance_high_frequency if self.guidance_high_frequency is not None else field_default(Guidance, "high_frequency_share")
+        return Guidance(scale, high_frequency_share=share)
 
     def sampler_config(self, schedule: LinearSchedule) -> SamplerConfig:
         """The sampler these settings run (SamplerConfig's defaults where not given), its steps checked against
@@ -82,11 +91,11 @@ class SamplingSettings(Settings):
 
     def guidance_config(self, schedule: LinearSchedule) -> Guidance:
         """The guidance these settings apply, the interval checked against the schedule's last timestep."""
-        scale = self.guidance if self.guidance is not None else field_default(Guidance, "scale")
+        guidance = self._guidance_defaults()
         if self.guidance_interval is None or self.guidance_interval == "all":
-            return Guidance(scale)
+            return guidance
         check_interval_within(self.guidance_interval, schedule)
-        return Guidance(scale, self.guidance_interval)
+        return dataclasses.replace(guidance, interval=self.guidance_interval)
 
 
 def check_interval_within(interval: Any, schedule: LinearSchedule) -> None:
