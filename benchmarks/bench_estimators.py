@@ -42,10 +42,11 @@ from diffadapt.adapt import augment
 from diffadapt.adapt.estimate import (
     BALANCED_MAX_IMAGES,
     balanced_label_estimate,
+    balanced_transport_costs,
     confidence_scores,
     estimate_accuracy,
     fit_threshold,
-    label_counts,
+    label_shares,
     transport_costs,
 )
 from diffadapt.adapt.source_free.shot import cluster_centroids, hidden_features_of, nearest_centroid, unit_features
@@ -120,13 +121,9 @@ def min_atc_agreement(e: SourceEvidence, target: torch.Tensor) -> float:
     return agree if np.isnan(agree) else min(atc("max-confidence")(e, target), agree)
 
 
-def source_label_shares(e: SourceEvidence) -> torch.Tensor:
-    return torch.bincount(e.labels, minlength=e.logits.shape[1]).double() / len(e.labels)
-
-
 def cot(temperature: bool):
     def estimate(e: SourceEvidence, target: torch.Tensor) -> float:
-        return balanced_label_estimate(target, source_label_shares(e), e.temperature if temperature else 1.0)
+        return balanced_label_estimate(target, label_shares(e.labels, e.logits.shape[1]), e.temperature if temperature else 1.0)
     return estimate
 
 
@@ -137,9 +134,7 @@ def cott(e: SourceEvidence, target: torch.Tensor) -> float:
     source_costs = transport_costs(torch.softmax(logits.double(), 1), labels).sort().values
     errors = int((logits.argmax(1) != labels).sum())
     threshold = float(source_costs[len(source_costs) - errors - 1]) if errors < len(source_costs) else -1.0
-    target = target[:BALANCED_MAX_IMAGES]
-    counts = label_counts(source_label_shares(e), len(target))
-    costs = transport_costs(torch.softmax(target.double(), 1), torch.repeat_interleave(torch.arange(len(counts)), counts))
+    costs = balanced_transport_costs(target, label_shares(e.labels, e.logits.shape[1]))
     return float((costs <= threshold).double().mean())
 
 

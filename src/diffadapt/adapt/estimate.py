@@ -93,16 +93,26 @@ def transport_costs(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.
     return torch.from_numpy(cost[rows, columns])
 
 
-def balanced_label_estimate(logits: torch.Tensor, shares: torch.Tensor, temperature: float = 1.0) -> float:
-    """COT's accuracy estimate 1 - W (module docstring) for (N, K) logits and (K,) label shares pi, the logits
-    divided by ``temperature`` first (1 in the shipped estimate); folders beyond BALANCED_MAX_IMAGES images are
-    estimated on a fixed random subsample."""
+def label_shares(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """(K,) float64 share of each class among (N,) labels: COT's pi."""
+    return torch.bincount(labels.cpu(), minlength=classes).double() / len(labels)
+
+
+def balanced_transport_costs(logits: torch.Tensor, shares: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The per-image costs of COT's optimal assignment (module docstring) for (N, K) logits and (K,) label shares
+    pi, the logits divided by ``temperature`` first (1 in the shipped estimate); folders beyond
+    BALANCED_MAX_IMAGES images are assigned on a fixed random subsample of that many."""
     if len(logits) > BALANCED_MAX_IMAGES:
         order = torch.randperm(len(logits), generator=torch.Generator().manual_seed(BALANCED_SUBSAMPLE_SEED))
         logits = logits[order[:BALANCED_MAX_IMAGES]]
     counts = label_counts(shares, len(logits))
     labels = torch.repeat_interleave(torch.arange(len(counts)), counts)
-    return 1.0 - float(transport_costs(torch.softmax(logits.double().cpu() / temperature, 1), labels).mean())
+    return transport_costs(torch.softmax(logits.double().cpu() / temperature, 1), labels)
+
+
+def balanced_label_estimate(logits: torch.Tensor, shares: torch.Tensor, temperature: float = 1.0) -> float:
+    """COT's accuracy estimate 1 - W: one minus the mean of :func:`balanced_transport_costs`."""
+    return 1.0 - float(balanced_transport_costs(logits, shares, temperature).mean())
 
 
 @dataclass(frozen=True)
@@ -131,9 +141,8 @@ class Calibration:
         if len(labels) == 0:
             raise InputError("cannot calibrate the accuracy estimate on no source images")
         accuracy = float((logits.argmax(1) == labels.to(logits.device)).double().mean())
-        shares = torch.bincount(labels.cpu(), minlength=logits.shape[1]).double() / len(labels)
         return cls(score, fit_threshold(confidence_scores(logits, score), accuracy), accuracy, len(labels), fit_on,
-                   tuple(shares.tolist()))
+                   tuple(label_shares(labels, logits.shape[1]).tolist()))
 
     def estimate(self, logits: torch.Tensor) -> float:
         """The estimated accuracy on the images of (N, K) logits."""
