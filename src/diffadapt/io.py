@@ -26,6 +26,7 @@ import shutil
 import signal
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -220,10 +221,19 @@ def write_json_atomic(path: str | Path, document: Any) -> None:
     write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False, default=str) + "\n")
 
 
+def overlaps(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths are the same or one lies inside the other (after resolving links and ``..``)."""
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
 def check_output_folder(path: str | Path, overwrite: bool = False) -> None:
     """The checks :func:`atomic_dir` makes, for a command to run before its work: ``path`` is absent, an
-    empty folder, or (with ``overwrite``) a folder to replace; no file stands where a parent folder must be."""
+    empty folder, or (with ``overwrite``) a folder to replace; no file stands where a parent folder must be;
+    it is not the current folder or one holding it (which a rename cannot replace)."""
     path = Path(path)
+    if path.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        raise InputError("is the current folder or holds it; name a new folder for the output", path)
     if path.exists() and not path.is_dir():
         raise InputError("exists and is not a folder", path)
     if path.is_dir() and any(path.iterdir()) and not overwrite:
@@ -255,9 +265,15 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         os.chmod(tmp, DIR_MODE)
         if path.is_dir():
             old = Path(tempfile.mkdtemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(path, old / "x")
+                try:
+                    os.replace(tmp, path)
+                except BaseException:
+                    os.replace(old / "x", path)  # the old output back where it was
+                    raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except InputError as exc:
@@ -380,10 +396,27 @@ def check_weights_fit(expected: dict[str, torch.Tensor], weights: dict[str, torc
         raise InputError("weights do not fit this model: " + "; ".join(parts), source)
 
 
-def safe_torch_load(path: str | Path, what: str) -> Any:
-    """torch.load with weights_only=True: tensors and plain containers only, so a file can never run code."""
+def torch_file_bytes(path: Path) -> int:
+    """The bytes a PyTorch file's tensors take once loaded: the members' declared sizes for the zip format
+    (whose storages may be deflated: a few MB on disk can declare gigabytes), the file's size for the legacy
+    format, which stores them raw."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return path.stat().st_size
+    except (OSError, ValueError, EOFError) as exc:  # a damaged central directory
+        raise InputError(f"not a loadable PyTorch file ({type(exc).__name__})", path) from None
+
+
+def safe_torch_load(path: str | Path, what: str, max_bytes: int = MAX_WEIGHTS_BYTES) -> Any:
+    """torch.load with weights_only=True: tensors and plain containers only, so a file can never run code;
+    a file whose tensors would take more than ``max_bytes`` is refused before any is read."""
     path = Path(path)
     require_file(path, f"a {what}", f"{what} not found")
+    declared = torch_file_bytes(path)
+    if declared > max_bytes:
+        raise InputError(f"its data would take {declared / 2**20:,.0f} MiB in memory, more than a {what} may ({max_bytes / 2**20:,.0f} MiB)", path)
     try:
         # torch warns about odd files (an unusual pickle protocol) before failing on them: the one-line
         # error below is the whole report, so its warnings are held back.
@@ -394,9 +427,15 @@ def safe_torch_load(path: str | Path, what: str) -> Any:
         raise InputError(f"not a loadable PyTorch file ({type(exc).__name__})", path) from None
 
 
-def load_state_dict_file(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+def file_budget(module: torch.nn.Module) -> int:
+    """The most bytes a file of ``module``'s weights may load: four float32 copies of its state (float64
+    weights, or weights beside an Adam optimizer's two moments) and a MiB of records."""
+    return 4 * sum(4 * t.numel() for t in module.state_dict().values()) + (1 << 20)
+
+
+def load_state_dict_file(path: str | Path, what: str, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[str, torch.Tensor]:
     """A plain state dict, or one wrapped as ``{'state_dict': ...}`` (the course's checkpoints)."""
-    state = safe_torch_load(path, what)
+    state = safe_torch_load(path, what, max_bytes)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -4,8 +4,8 @@ Every config of the toolkit (``UNetConfig``, ``ScheduleConfig``, ``SamplerConfig
 ``AdaptConfig``, the report's) is a dataclass deriving from :class:`Settings`. On construction each field is
 checked against its annotation (``int``, ``float``, ``bool``, ``str``, ``Literal[...]``, ``tuple[int, ...]``,
 ``X | None``) and against the bounds given with :func:`number`: numbers must be finite, whole where an
-``int`` is asked for, and inside their range; a list declared ``unique`` with :func:`described` may not repeat
-an entry. A bad value raises :class:`~diffadapt.errors.InputError`
+``int`` is asked for, and inside their range; a list declared with :func:`described` may be required to have
+no repeated entry (``unique``), a number of entries (``count``) and entries inside bounds (``each``). A bad value raises :class:`~diffadapt.errors.InputError`
 naming the field; :meth:`Settings.from_dict` adds the file, so a damaged checkpoint config reads
 ``RUN/config.json: model.base_channels: expected a whole number, got 'wide'``.
 
@@ -37,10 +37,15 @@ def number(default: Any, *, at_least: float | None = None, above: float | None =
     return dataclasses.field(default=default, metadata=bounds)
 
 
-def described(default: Any, help: str, *, unique: bool = False) -> Any:  # noqa: A002
+SEED_BOUNDS = {"at_least": 0, "below": 2**31}  # a seed: a whole number in 0 .. 2^31 - 1
+
+
+def described(default: Any, help: str, *, unique: bool = False, count: tuple[int, int | None] | None = None,  # noqa: A002
+              each: typing.Mapping[str, float] | None = None) -> Any:
     """A dataclass field with a help text (shown by the CLI beside the default); ``unique``: a list whose
-    entries may not repeat (each one starts a stage or a run)."""
-    metadata = {"help": help, "unique": unique}
+    entries may not repeat (each one starts a stage or a run); ``count``: the (least, most) entries such a list
+    may have (most None: no bound); ``each``: bounds every entry must keep, as :func:`number` takes them."""
+    metadata = {"help": help, "unique": unique, "count": count, "each": dict(each or {})}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -164,6 +169,20 @@ def check_unique(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> N
         seen.add(entry)
 
 
+def check_entries(name: str, value: Any, metadata: typing.Mapping[str, Any]) -> None:
+    """A list's length against ``count`` and each entry against the ``each`` bounds of :func:`described`."""
+    if not isinstance(value, (list, tuple)):
+        return
+    if metadata.get("count") is not None:
+        least, most = metadata["count"]
+        if len(value) < least:
+            raise InputError(f"{name}: needs at least {least} {'entry' if least == 1 else 'entries'}, got {len(value)}")
+        if most is not None and len(value) > most:
+            raise InputError(f"{name}: takes at most {most} entries, got {len(value)}")
+    for index, entry in enumerate(value):
+        check_bounds(f"{name}[{index}]", entry, metadata.get("each") or {})
+
+
 def _shown(number: int | float) -> str:
     # Whole numbers in full: with :g, 2**31 and 2**31 + 1 both read "2.14748e+09".
     return str(number) if isinstance(number, int) else f"{number:.10g}"
@@ -191,6 +210,7 @@ class Settings:
             value = coerce(f.name, field_annotation(type(self), f.name), getattr(self, f.name))
             check_bounds(f.name, value, f.metadata)
             check_unique(f.name, value, f.metadata)
+            check_entries(f.name, value, f.metadata)
             object.__setattr__(self, f.name, value)
         self.validate()
 

@@ -36,6 +36,8 @@ def convert_images(
         raise ValueError(f"expected (N, C, H, W) uint8, got {tuple(images.shape)} {images.dtype}")
     if isinstance(size, int):
         size = (size, size)
+    if len(images) == 0:  # an empty split keeps its place: (0, C', H', W')
+        return images.new_zeros((0, channels or images.shape[1], *(size or images.shape[2:])))
     if box:
         if size is None or not 0 < box < min(size):
             raise ValueError(f"box {box} must lie between 0 and the frame size {size}")

@@ -11,6 +11,7 @@ import numpy as np
 from diffadapt.data.formats.course import DOMAIN_FILE
 from diffadapt.data.memory import convert_images
 from diffadapt.data.types import DigitSet, stratified_split
+from diffadapt.errors import InputError
 from diffadapt.images import nchw_to_nhwc, nhwc_to_nchw
 from diffadapt.io import atomic_dir, write_png
 from diffadapt.progress import progress_bar
@@ -21,6 +22,9 @@ def with_val_split(splits: dict[str, DigitSet], val_fraction: float, seed: int) 
     if "val" in splits or "train" not in splits or val_fraction <= 0:
         return dict(splits)
     kept, held = stratified_split(splits["train"].labels, val_fraction, seed)
+    if len(kept) == 0 or len(held) == 0:
+        raise InputError(f"--val-fraction {val_fraction:g} of {len(splits['train'])} training images leaves "
+                         f"{len(kept)} for train and {len(held)} for val; give another fraction, or 0 for no val split")
     out = {"train": splits["train"].subset(kept), "val": splits["train"].subset(held)}
     out.update({k: v for k, v in splits.items() if k != "train"})
     return out

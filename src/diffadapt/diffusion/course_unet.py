@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffadapt.io import load_state_dict_file, load_state_dict_strict
+from diffadapt.io import file_budget, load_state_dict_file, load_state_dict_strict
 
 BASE = 128
 MULTIPLIERS = (1, 1, 2, 2, 4, 4)
@@ -179,5 +179,5 @@ def load_course_unet(path: str | Path) -> CourseFaceUNet:
     """Load ``UNet.pt`` (a plain state dict) strictly, with torch.load(weights_only=True)."""
 
     model = CourseFaceUNet()
-    load_state_dict_strict(model, load_state_dict_file(path, "UNet weights file"), Path(path))
+    load_state_dict_strict(model, load_state_dict_file(path, "UNet weights file", file_budget(model)), Path(path))
     return model.eval()

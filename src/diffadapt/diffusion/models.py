@@ -47,6 +47,17 @@ def checkpoint_sampling(section: Any, source: Path | None) -> SamplingSettings:
     return SamplingSettings.from_dict(section, source, "sampling").over(DIGIT_SAMPLING_FALLBACK)
 
 
+def check_sampling_fits(section: Any, schedule_config: ScheduleConfig) -> None:
+    """Refuse, before a training, a run whose sampling defaults (``section`` over the fallback) its own schedule
+    cannot run, e.g. 10 default steps with T = 5: every load of the run would refuse it after the training."""
+    schedule = LinearSchedule(schedule_config)
+    settings = checkpoint_sampling(section or {}, None)
+    try:
+        settings.sampler_config(schedule), settings.guidance_config(schedule)
+    except InputError as exc:
+        raise InputError(f"timesteps {schedule.num_timesteps}: the run's default sampler would not fit its schedule ({exc})") from None
+
+
 @dataclass
 class LoadedModel:
     model: ConditionalUNet

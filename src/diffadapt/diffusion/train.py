@@ -38,6 +38,7 @@ from diffadapt.data.batches import epoch_batches
 from diffadapt.data.memory import TensorImages
 from diffadapt.device import Precision, bf16_autocast, resolve_precision
 from diffadapt.diffusion.checkpoint import STATE_FILE, WEIGHTS_FILE, load_resume_state, save_checkpoint
+from diffadapt.diffusion.models import check_sampling_fits
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig, epsilon_loss
 from diffadapt.diffusion.unet import ConditionalUNet, UNetConfig
 from diffadapt.errors import InputError
@@ -423,6 +424,7 @@ def train_diffusion(
     in the progress bar's title (e.g. when the run is expected to reach graded quality).
     """
     run_dir = Path(run_dir)
+    check_sampling_fits(sampling, schedule_config)
     rank, world, initialised_here = distributed_context()
     if device is None:
         device = torch.device(f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu")

@@ -28,6 +28,8 @@ from diffadapt.evaluate.judge import random_shift
 from diffadapt.images import uint8_to_model
 from diffadapt.settings import Settings, number
 
+MAX_SCORE_SEEDS = 10  # each seed is one more classifier trained on the samples (and one on real images)
+
 
 class ScoreNet(nn.Module):
     """(B, 3, 28, 28) in [-1, 1] -> (B, 10) logits: three 3x3 conv-BN-ReLU layers (32, 64, 128 channels, 2x2

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffadapt.data.formats.checks import resolved, resolves_inside
 from diffadapt.data.imageio import list_images, read_images
 from diffadapt.errors import InputError
 from diffadapt.evaluate.accuracy_score import AccuracyScore
@@ -25,7 +26,10 @@ def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray,
     if not paths:
         raise InputError("folder holds no images", folder)
     labels = []
+    root = resolved(folder)
     for path in paths:
+        if not resolves_inside(path, folder, root):
+            raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
         if path.name[0] not in "0123456789":  # not str.isdigit: it also accepts '²' and '①', which int() refuses
             raise InputError("file name must start with the digit it shows (e.g. 3_017.png)", path)
         labels.append(int(path.name[0]))

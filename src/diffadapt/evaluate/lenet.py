@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffadapt.io import load_state_dict_file, load_state_dict_strict
+from diffadapt.io import file_budget, load_state_dict_file, load_state_dict_strict
 
 
 class CourseLeNet(nn.Module):
@@ -37,5 +37,5 @@ def load_course_classifier(path: str | Path) -> CourseLeNet:
     """Load ``{'state_dict': ...}`` (or a bare state dict) with weights_only=True: no code can run."""
 
     model = CourseLeNet()
-    load_state_dict_strict(model, load_state_dict_file(path, "classifier file"), Path(path))
+    load_state_dict_strict(model, load_state_dict_file(path, "classifier file", file_budget(model)), Path(path))
     return model.eval()

@@ -32,7 +32,7 @@ from diffadapt.data.formats.folders import read_unlabelled_folder
 from diffadapt.data.memory import TensorImages
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, check_output_files, write_json_atomic, write_text_atomic
+from diffadapt.io import CONFIG_FILE, check_output_files, overlaps, write_json_atomic, write_text_atomic
 
 Normalisation = Literal["target", "folder"]
 ESTIMATE_SUFFIX = ".estimate.json"
@@ -81,6 +81,8 @@ def is_unreliable(estimate: float, balanced_estimate: float | None) -> bool:
 def estimate_path_for(out_csv: str | Path) -> Path:
     """``OUT.csv`` -> ``OUT.estimate.json`` beside it."""
     out_csv = Path(out_csv)
+    if out_csv.name in ("", ".", ".."):
+        raise InputError("expected a file name for the csv", out_csv)
     return out_csv.with_name(out_csv.stem + ESTIMATE_SUFFIX)
 
 
@@ -177,6 +179,9 @@ def predict_folder(
         if adapt is None:
             raise InputError("--save-adapted needs --adapt")
         check_free(Path(save_adapted), [adapt.seed])
+        for written in (Path(out_csv), estimate_path):
+            if overlaps(written, Path(save_adapted)):
+                raise InputError(f"--save-adapted and the output {written} overlap: give the adapted run a folder of its own", save_adapted)
     run = load_run(ckpt)
     digits = read_unlabelled_folder(image_dir, domain=run.document["target"]["domain"], progress=progress)
     data = target_tensors(run, digits)

@@ -87,6 +87,9 @@ def _read_splits(spec: DomainSource) -> tuple[DigitSet, DigitSet]:
     else:
         splits = read_source(spec)
     train, val = train_val(splits, seed=0)
+    if len(train) == 0 or len(val) == 0:
+        raise InputError(f"too few labelled images for a train / val split ({len(train)} / {len(val)}); "
+                         "adaptation holds out a fifth of each class for val", spec)
     if not train.labelled or not val.labelled:
         raise InputError("domain adaptation needs labelled domains (a target's labels are used for reporting only)", spec)
     return train, val

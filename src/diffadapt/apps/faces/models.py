@@ -31,6 +31,7 @@ from diffadapt.io import CONFIG_FILE, read_run_config, safe_torch_load
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
+MAX_NOISE_FILE_BYTES = 3 * MAX_NOISE_SIDE**2 * 8 + (1 << 20)  # the largest noise allowed, in float64, and the file's own records
 MAX_NOISE_STEM_BYTES = 200
 MAX_NOISE_VALUE = 100.0  # |z| > 100 has probability ~0 for any N(0, 1) sample: such a file is not noise
 
@@ -85,7 +86,7 @@ def load_noise(path: str | Path) -> torch.Tensor:
     """A noise file: a tensor of shape (1, 3, H, W) or (3, H, W), loaded without running code -> (1, 3, H, W)."""
 
     path = Path(path)
-    noise = safe_torch_load(path, "noise file")
+    noise = safe_torch_load(path, "noise file", MAX_NOISE_FILE_BYTES)
     if not isinstance(noise, torch.Tensor):
         raise InputError(f"expected a tensor, found a {type(noise).__name__}", path)
     if noise.layout != torch.strided or noise.is_meta or noise.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
@@ -101,7 +102,7 @@ def load_noise(path: str | Path) -> torch.Tensor:
     largest = float(noise.abs().max())
     if largest > MAX_NOISE_VALUE:
         raise InputError(f"noise values reach {largest:.3g}; standard Gaussian noise stays within +-{MAX_NOISE_VALUE:g}", path)
-    return noise.float()
+    return noise.to(torch.float32, copy=True)  # a copy: a view would keep the file's whole storage alive
 
 
 def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:

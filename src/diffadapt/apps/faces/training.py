@@ -71,7 +71,7 @@ def train_faces(
         model_config = face_model_config(size, run.base_channels)
         schedule_config = ScheduleConfig(run.timesteps, 1e-4, 0.02)
         train_config = TrainConfig(**{**FACE_TRAIN_DEFAULTS, **(train or {})})
-    images = read_face_images(images_source, size, limit)
+    images = read_face_images(images_source, size, limit, progress)
     data = TensorImages(nhwc_to_nchw(images), torch.full((len(images),), -1), "faces")
     info = DataInfo(source=str(images_source), domain="faces", channels=3, size=size, num_images=len(data), extra={"limit": limit})
     return train_diffusion(out, data, model_config, schedule_config, train_config, info, FACES_KIND, resume=resume,

@@ -17,8 +17,9 @@ from diffadapt.apps.digits.generate import GENERATION_BATCH_SIZE
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.errors import InputError
+from diffadapt.evaluate.accuracy_score import MAX_SCORE_SEEDS
 from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
-from diffadapt.settings import Settings, described, number
+from diffadapt.settings import SEED_BOUNDS, Settings, described, number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,7 +39,8 @@ class DigitsPart(SamplingSettings):
     classifier: str = described("", "the course's Classifier.pth; empty: no course accuracy")
     judge: str = described(SHIPPED, "judge run folder; default: the shipped MNIST-M judge")
     real: str = described("", "real labelled digits for the classification accuracy score; empty: none")
-    score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings", unique=True)
+    score_seeds: tuple[int, ...] = described((0,), "seeds of the accuracy score's trainings", unique=True, count=(1, MAX_SCORE_SEEDS),
+                                             each=SEED_BOUNDS)
     batch_size: int = number(GENERATION_BATCH_SIZE, at_least=1, at_most=100_000, help="images per forward pass")
 
 
@@ -56,12 +58,13 @@ class DDIMPart(Settings):
 @dataclass
 class AdaptPart(Settings):
     source: str = described("mnistm", "labelled source domain")
-    targets: tuple[str, ...] = described(("usps", "svhn"), "target domains", unique=True)
-    methods: tuple[AdaptMethod, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each", unique=True)
+    targets: tuple[str, ...] = described(("usps", "svhn"), "target domains", unique=True, count=(1, None))
+    methods: tuple[AdaptMethod, ...] = described(("source", "dann", "fixmatch", "target"), "methods and baselines, one row each", unique=True,
+                                                 count=(1, None))
     recipe: Recipe = described("matched", "adaptation recipe")
     epochs: int = number(10, at_least=1, at_most=100_000, help="passes over the source's training split")
     batch_size: int = number(128, at_least=2, at_most=1 << 16, help="images per domain per step")
-    seeds: tuple[int, ...] = described((0,), "one run per seed", unique=True)
+    seeds: tuple[int, ...] = described((0,), "one run per seed", unique=True, count=(1, None), each=SEED_BOUNDS)
     tsne_per_domain: int = number(500, at_least=10, at_most=100_000, help="val images per domain in the t-SNE")
     runs: tuple[str, ...] = described((), "trained run folders to show instead of training", unique=True)
 
@@ -69,12 +72,12 @@ class AdaptPart(Settings):
 @dataclass
 class ReportConfig(Settings):
     title: str = described("diffadapt report", "page title")
-    seed: int = number(0, at_least=0, below=2**31, help="fixes every part")
+    seed: int = number(0, **SEED_BOUNDS, help="fixes every part")
     device: str = described("auto", "auto, cpu, cuda, cuda:N")
     digits: DigitsPart = field(default_factory=DigitsPart)
     ddim: DDIMPart = field(default_factory=DDIMPart)
     adapt: AdaptPart = field(default_factory=AdaptPart)
-    parts: tuple[Part, ...] = described(("data", "digits", "ddim", "adapt"), "parts to run, in order", unique=True)
+    parts: tuple[Part, ...] = described(("data", "digits", "ddim", "adapt"), "parts to run, in order", unique=True, count=(1, None))
     data_sources: tuple[str, ...] = described((), "sources shown in the data part; empty: the adaptation source and targets",
                                                 unique=True)
 

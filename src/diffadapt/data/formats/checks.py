@@ -14,6 +14,7 @@ Nothing is clipped silently: a value outside the rule's range is an error naming
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ MAX_ARRAY_BYTES = 4 * 2**30
 
 # Floats read from files carry rounding noise (1.0000001): that much outside a range still counts as inside.
 _FLOAT_SLACK = 1e-6
+_CHUNK_VALUES = 1 << 23  # float pixels converted at a time (64 MB of float64)
 
 _WHOLE_NUMBER = re.compile(r"([+-]?)([0-9]+)")
 
@@ -93,15 +95,15 @@ def describe_dtype(dtype: np.dtype) -> str:
     return f"{names.get(dtype.kind, 'values')} ({dtype})"
 
 
-def check_array_bytes(shape: tuple[int, ...], itemsize: int, path: str | Path, what: str) -> None:
-    """Refuse a declared array larger than :data:`MAX_ARRAY_BYTES` before it is allocated (exact integers,
-    no int64 overflow: a header declaring 2**31 x 2**31 x 2**31 must not multiply to 0)."""
+def check_array_bytes(shape: tuple[int, ...], itemsize: int, path: str | Path, what: str, limit: int = MAX_ARRAY_BYTES) -> None:
+    """Refuse a declared array larger than ``limit`` bytes before it is allocated (exact integers, no int64
+    overflow: a header declaring 2**31 x 2**31 x 2**31 must not multiply to 0)."""
     size = itemsize
     for side in shape:
         size *= int(side)
-    if size > MAX_ARRAY_BYTES:
+    if size > limit:
         dims = "x".join(str(int(s)) for s in shape)
-        raise InputError(f"{what} declares a {dims} array ({size / 2**30:.3g} GiB), more than the {MAX_ARRAY_BYTES // 2**30} GiB limit", path)
+        raise InputError(f"{what} declares a {dims} array ({size / 2**30:.3g} GiB), more than the {limit / 2**30:g} GiB limit", path)
 
 
 def to_uint8(values: np.ndarray, path: str | Path, what: str = "images") -> np.ndarray:
@@ -117,18 +119,35 @@ def to_uint8(values: np.ndarray, path: str | Path, what: str = "images") -> np.n
     if values.size == 0:
         return values.astype(np.uint8)
     if kind == "f":
-        if not bool(np.isfinite(values).all()):
-            raise InputError(f"{what}: NaN or infinite values (pixels must be finite numbers)", path)
-        low, high = float(values.min()), float(values.max())
-        if low >= -_FLOAT_SLACK and high <= 1.0 + _FLOAT_SLACK:
-            return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
-        if low >= -_FLOAT_SLACK * 255 and high <= 255.0 * (1.0 + _FLOAT_SLACK):
-            return np.round(np.clip(values, 0.0, 255.0)).astype(np.uint8)
-        raise InputError(f"{what}: values from {low:g} to {high:g}; float pixels must lie in [0, 1] or [0, 255]", path)
+        return _float_to_uint8(values, path, what)
     low, high = int(values.min()), int(values.max())
     if low < 0 or high > 255:
         raise InputError(f"{what}: values from {low} to {high}; integer pixels must lie in 0..255 (scale 16-bit data to 8 bits)", path)
     return values.astype(np.uint8)
+
+
+def _float_to_uint8(values: np.ndarray, path: str | Path, what: str) -> np.ndarray:
+    """Float pixels in [0, 1] or [0, 255] -> uint8, a slice of rows at a time: the float temporaries stay near
+    _CHUNK_VALUES values, not copies of a file's whole array."""
+    rows = max(1, _CHUNK_VALUES // max(1, values.size // len(values))) if values.ndim else 1
+    parts = [values[i : i + rows] for i in range(0, len(values), rows)] if values.ndim else [values]
+    low, high = math.inf, -math.inf
+    for part in parts:
+        if not bool(np.isfinite(part).all()):
+            raise InputError(f"{what}: NaN or infinite values (pixels must be finite numbers)", path)
+        low, high = min(low, float(part.min())), max(high, float(part.max()))
+    if low >= -_FLOAT_SLACK and high <= 1.0 + _FLOAT_SLACK:
+        top, scale = 1.0, 255.0
+    elif low >= -_FLOAT_SLACK * 255 and high <= 255.0 * (1.0 + _FLOAT_SLACK):
+        top, scale = 255.0, 1.0
+    else:
+        raise InputError(f"{what}: values from {low:g} to {high:g}; float pixels must lie in [0, 1] or [0, 255]", path)
+    if not values.ndim:
+        return np.round(np.clip(values, 0.0, top) * scale).astype(np.uint8)
+    out = np.empty(values.shape, dtype=np.uint8)
+    for start, part in zip(range(0, len(values), rows), parts):
+        out[start : start + rows] = np.round(np.clip(part, 0.0, top) * scale)
+    return out
 
 
 def as_nhwc(images: np.ndarray, path: str | Path, what: str = "images") -> np.ndarray:

@@ -12,13 +12,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.io import loadmat
+from scipy.io import loadmat, whosmat
 
-from diffadapt.data.formats.checks import check_image_shape, check_labels, label_vector, to_uint8
+from diffadapt.data.formats.checks import check_array_bytes, check_image_shape, check_labels, label_vector, to_uint8
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
 
 SPLITS = ("train", "test", "extra")
+# What 'X' may declare: the real extra_32x32.mat holds 1.63 GB of uint8; scipy holds a compressed array about
+# three times over while reading it, so a few MB of zeros declaring more would take the machine's memory.
+MAX_MAT_BYTES = 2 * 2**30
+MAT_ITEM_BYTES = {"int8": 1, "uint8": 1, "logical": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "single": 4}  # others: 8
 
 
 def read_svhn_mat(path: str | Path) -> DigitSet:
@@ -28,7 +32,12 @@ def read_svhn_mat(path: str | Path) -> DigitSet:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            for name, shape, kind in whosmat(path):  # declared sizes, read from the headers alone
+                if name in ("X", "y"):
+                    check_array_bytes(tuple(shape), MAT_ITEM_BYTES.get(kind, 8), path, f"'{name}'", MAX_MAT_BYTES)
             contents = loadmat(path, variable_names=("X", "y"))
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - scipy raises several unrelated types for damaged files
         raise InputError(f"not a readable MATLAB v5 .mat file ({type(exc).__name__}: {exc})", path) from None
     if "X" not in contents or "y" not in contents:

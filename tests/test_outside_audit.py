@@ -1,0 +1,241 @@
+"""Bad inputs an audit from outside found (2026-12-07): each got a traceback, a half-written output or a
+memory blow-up before; each now gets a one-line error, exit 2 and nothing written."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.io import savemat
+
+from diffadapt.data import face_images
+from diffadapt.data.formats import checks, svhn
+from diffadapt.data.memory import convert_images
+from diffadapt.errors import InputError
+from diffadapt.io import atomic_dir, safe_torch_load
+
+
+def one_line_error(code: int, stderr: str, *fragments: str) -> str:
+    message = stderr.strip()
+    assert code == 2, stderr
+    assert message.startswith("error: ") and "\n" not in message and "Traceback" not in message, stderr
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def png_folder(folder: Path, count: int, size: int = 16) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(folder / f"{index:02d}.png")
+    return folder
+
+
+def course_folder(root: Path, per_class: int) -> Path:
+    """A course-layout folder (data/*.png and train.csv) with ``per_class`` images of each digit."""
+    (root / "data").mkdir(parents=True)
+    rows = ["image_name,label"]
+    for index in range(10 * per_class):
+        Image.fromarray(np.full((28, 28, 3), index, dtype=np.uint8)).save(root / "data" / f"{index:05d}.png")
+        rows.append(f"{index:05d}.png,{index % 10}")
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+# --- outputs -------------------------------------------------------------------------------------------
+
+
+def test_predict_refuses_an_output_without_a_file_name(run_cli, tmp_path):
+    folder = png_folder(tmp_path / "images", 3)
+    code, _, err = run_cli("adapt", "predict", folder, "", "--shipped", "usps")
+    one_line_error(code, err, "expected a file name")
+
+
+@pytest.mark.parametrize("saved", ["out.csv", "out.estimate.json", "."])
+def test_predict_refuses_a_saved_run_over_its_own_outputs(run_cli, tmp_path, monkeypatch, saved):
+    folder = png_folder(tmp_path / "images", 3)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, _, err = run_cli("adapt", "predict", folder, "out.csv", "--shipped", "usps", "--adapt", "--save-adapted", saved)
+    one_line_error(code, err, "overlap")
+    assert list(work.iterdir()) == []  # checked before any work: no run folder, no csv
+
+
+@pytest.mark.parametrize("out", [".", "", ".."])
+def test_a_folder_output_may_not_be_the_current_folder(tmp_path, monkeypatch, out):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "kept.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    with pytest.raises(InputError, match="current folder"):
+        with atomic_dir(out, overwrite=True):
+            pass
+    assert sorted(p.name for p in work.iterdir()) == ["kept.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]  # no temporary left beside it either
+
+
+def test_a_failed_replace_puts_the_old_output_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == out and "tmp-part" in str(src) and not str(src).endswith("/x"):
+            raise OSError("simulated failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="simulated"):
+        with atomic_dir(out, overwrite=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# --- settings files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('parts = ["adapt"]\n[adapt]\nseeds = [-1]\n', "adapt.seeds[0]: must be at least 0"),
+    ('parts = ["adapt"]\n[adapt]\nseeds = [4294967296]\n', "adapt.seeds[0]: must be below"),
+    ("parts = []\n", "parts: needs at least 1 entry"),
+    ('[adapt]\nmethods = []\n', "adapt.methods: needs at least 1 entry"),
+    ('[adapt]\ntargets = []\n', "adapt.targets: needs at least 1 entry"),
+    ('[digits]\nscore_seeds = []\n', "digits.score_seeds: needs at least 1 entry"),
+    ('[digits]\nscore_seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n', "digits.score_seeds: takes at most 10"),
+])
+def test_report_lists_are_checked_on_load(run_cli, tmp_path, text, fragment):
+    config = tmp_path / "report.toml"
+    config.write_text(text)
+    code, _, err = run_cli("report", "--config", config, "--out", tmp_path / "report")
+    one_line_error(code, err, "report.toml", fragment)
+    assert not (tmp_path / "report").exists()
+
+
+def test_digit_training_refuses_a_schedule_its_own_sampler_cannot_run(run_cli, tmp_path):
+    code, _, err = run_cli("digits", "train", "--data", "mnist", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "2",
+                           "--timesteps", "5", "--no-progress")
+    one_line_error(code, err, "timesteps 5", "steps must be in 1..5")
+    assert not (tmp_path / "run").exists()
+
+
+# --- small data sets -----------------------------------------------------------------------------------
+
+
+def test_prepare_refuses_a_val_fraction_that_leaves_a_split_empty(run_cli, tmp_path):
+    source = course_folder(tmp_path / "course", per_class=2)
+    for fraction in ("0.2", "0.9"):
+        code, _, err = run_cli("data", "prepare", source, "--out", tmp_path / "prepared", "--val-fraction", fraction, "--size", "8")
+        one_line_error(code, err, f"--val-fraction {fraction}")
+        assert not (tmp_path / "prepared").exists()
+
+
+def test_converting_no_images_keeps_the_shape():
+    empty = torch.zeros((0, 3, 28, 28), dtype=torch.uint8)
+    assert convert_images(empty, channels=1, size=8).shape == (0, 1, 8, 8)
+
+
+def test_adaptation_names_a_source_too_small_for_its_val_split(run_cli, tmp_path):
+    source = course_folder(tmp_path / "course", per_class=2)
+    code, _, err = run_cli("adapt", "train", "--source", source, "--target", "usps", "--method", "dann", "--out", tmp_path / "run")
+    one_line_error(code, err, "too few labelled images")
+
+
+# --- memory bombs --------------------------------------------------------------------------------------
+
+
+def deflated_torch_file(path: Path, values: int) -> Path:
+    """A torch file of a (1, 3, 8, 8) view into a storage of ``values`` zeros, its members deflated: small on
+    disk, ``4 * values`` bytes once loaded."""
+    raw = path.with_suffix(".raw")
+    torch.save(torch.zeros(values)[:192].view(1, 3, 8, 8), raw)
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+    raw.unlink()
+    return path
+
+
+def test_a_torch_file_is_refused_by_what_it_declares(tmp_path):
+    bomb = deflated_torch_file(tmp_path / "noise.pt", 1 << 22)  # 16 MiB once loaded
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(InputError, match="would take 16 MiB"):
+        safe_torch_load(bomb, "noise file", max_bytes=8 << 20)
+    assert safe_torch_load(bomb, "noise file", max_bytes=32 << 20).shape == (1, 3, 8, 8)
+
+
+def test_noise_is_copied_out_of_its_file_storage(tmp_path):
+    from diffadapt.apps.faces.models import load_noise
+
+    path = tmp_path / "noise.pt"
+    torch.save(torch.randn(3 * 16 * 16 * 4)[: 3 * 16 * 16].view(3, 16, 16), path)
+    noise = load_noise(path)
+    assert noise.shape == (1, 3, 16, 16)
+    assert noise.untyped_storage().nbytes() == noise.numel() * 4  # not the file's four times larger storage
+
+
+def test_the_course_classifier_file_has_a_budget(tmp_path, run_cli):
+    bomb = deflated_torch_file(tmp_path / "Classifier.pth", 1 << 22)
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    Image.fromarray(np.zeros((28, 28, 3), dtype=np.uint8)).save(folder / "0_001.png")
+    code, _, err = run_cli("digits", "evaluate", folder, "--classifier", bomb, "--no-judge")
+    one_line_error(code, err, "Classifier.pth", "more than a classifier file may")
+
+
+def test_faces_are_budgeted_before_any_is_decoded(tmp_path, monkeypatch):
+    archive = tmp_path / "faces.zip"
+    pixel = tmp_path / "pixel.png"
+    Image.fromarray(np.zeros((1, 1, 3), dtype=np.uint8)).save(pixel)
+    with zipfile.ZipFile(archive, "w") as out:
+        for index in range(20):
+            out.write(pixel, f"{index:03d}.png")
+    monkeypatch.setattr(face_images, "MAX_FACE_BYTES", 19 * 64 * 64 * 3)
+    decoded = []
+    monkeypatch.setattr(face_images, "_face", lambda *args: decoded.append(args) or np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="20 face images at 64x64"):
+        face_images.read_face_images(archive, 64)
+    assert decoded == []
+    monkeypatch.setattr(face_images, "MAX_FACE_BYTES", 20 * 64 * 64 * 3)
+    assert face_images.read_face_images(archive, 64).shape == (20, 64, 64, 3)
+
+
+def test_svhn_mat_is_refused_by_its_declared_size(tmp_path, monkeypatch):
+    path = tmp_path / "train_32x32.mat"
+    savemat(path, {"X": np.zeros((32, 32, 3, 40)), "y": np.ones((40, 1))}, do_compression=True)
+    monkeypatch.setattr(svhn, "MAX_MAT_BYTES", 32 * 32 * 3 * 40 * 8 - 1)  # float64 'X': one byte over
+    with pytest.raises(InputError, match="'X' declares a 32x32x3x40 array"):
+        svhn.read_svhn_mat(path)
+    monkeypatch.setattr(svhn, "MAX_MAT_BYTES", 32 * 32 * 3 * 40 * 8)
+    assert len(svhn.read_svhn_mat(path)) == 40
+
+
+@pytest.mark.parametrize("high", [1.0, 255.0])
+def test_float_pixels_convert_a_slice_at_a_time_as_in_one_go(monkeypatch, high):
+    values = np.random.default_rng(0).uniform(0, high, (37, 5, 7, 3)).astype(np.float32)
+    expected = np.round(np.clip(values, 0.0, high) * (255.0 / high if high == 1.0 else 1.0)).astype(np.uint8)
+    monkeypatch.setattr(checks, "_CHUNK_VALUES", 5 * 7 * 3 * 4)  # 10 slices of 4 rows
+    np.testing.assert_array_equal(checks.to_uint8(values, "x"), expected)
+    bad = values.copy()
+    bad[-1, 0, 0, 0] = np.nan  # in the last slice
+    with pytest.raises(InputError, match="NaN"):
+        checks.to_uint8(bad, "x")
+
+
+def test_generated_folder_refuses_links_that_leave_it(run_cli, tmp_path):
+    outside = tmp_path / "elsewhere.png"
+    Image.fromarray(np.zeros((28, 28, 3), dtype=np.uint8)).save(outside)
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    Image.fromarray(np.zeros((28, 28, 3), dtype=np.uint8)).save(folder / "0_001.png")
+    (folder / "1_001.png").symlink_to(outside)
+    code, _, err = run_cli("digits", "evaluate", folder, "--no-judge")
+    one_line_error(code, err, "1_001.png", "outside")
