@@ -8,7 +8,11 @@ Builds in a temporary folder:
 - a course csv of 40 rows naming one 4096x4096 PNG (refused the same way), and 40 hard links to that PNG
   under 40 names (legal: 40 x 48 MiB decoded, read one image at a time into one array);
 - a sparse 1 GiB model.safetensors whose header is not JSON, in a run folder beside a valid config.json;
-- a well-formed sparse model.safetensors declaring one 1 GiB tensor where the network has another shape.
+- a well-formed sparse model.safetensors declaring one 1 GiB tensor where the network has another shape;
+- torch files whose storages are deflated (a few MB on disk, 3 GiB once loaded): a noise file and a UNet.pt;
+- a zip of 20,000 copies of a 1x1 PNG as faces to train on at 256 x 256 (each face grows 65,536-fold);
+- SVHN .mat files of float64 zeros, compressed: 80,000 images (1.97 GB, legal) and 102,000 (2.5 GB, refused);
+- an .npz of 600,000 28x28 float64 zeros, compressed (3.76 GB, legal: under the 4 GiB array budget).
 Each command runs as its own process; peak RSS is that process's (resource.getrusage(RUSAGE_CHILDREN)
 after it alone has run, so this script's own memory never counts).
 """
@@ -16,6 +20,7 @@ after it alone has run, so this script's own memory never counts).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +96,55 @@ def wrong_shape_safetensors(run: Path) -> Path:
     return run
 
 
+def deflated_torch_file(path: Path, values: int, wrap: bool = False) -> Path:
+    """A torch file holding a (1, 3, 8, 8) view into a storage of ``values`` float32 zeros (as a state dict
+    with ``wrap``), its zip members deflated: small on disk, 4 * values bytes once loaded."""
+    import torch
+
+    raw = path.with_suffix(".raw")
+    view = torch.zeros(values)[:192].view(1, 3, 8, 8)
+    torch.save({"state_dict": {"w": view}} if wrap else view, raw)
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+    raw.unlink()
+    return path
+
+
+def noise_folder(folder: Path, noise_file: Path | None = None) -> Path:
+    """A folder of one noise file: ``noise_file`` moved in, or a real (1, 3, 64, 64) Gaussian one."""
+    import torch
+
+    folder.mkdir()
+    if noise_file is not None:
+        noise_file.rename(folder / "00.pt")
+    else:
+        torch.save(torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)), folder / "00.pt")
+    return folder
+
+
+def tiny_faces_zip(path: Path, count: int) -> Path:
+    pixel = io.BytesIO()
+    Image.fromarray(np.zeros((1, 1, 3), dtype=np.uint8)).save(pixel, format="PNG")
+    with zipfile.ZipFile(path, "w") as out:
+        for index in range(count):
+            out.writestr(f"{index:05d}.png", pixel.getvalue())
+    return path
+
+
+def svhn_mat(folder: Path, images: int) -> Path:
+    from scipy.io import savemat
+
+    folder.mkdir()
+    savemat(folder / "train_32x32.mat", {"X": np.zeros((32, 32, 3, images)), "y": np.ones((images, 1))}, do_compression=True)
+    return folder / "train_32x32.mat"
+
+
+def float_npz(path: Path, images: int) -> Path:
+    np.savez_compressed(path, x=np.zeros((images, 28, 28)), y=np.zeros(images, np.uint8))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -109,9 +164,27 @@ def main() -> None:
             ("sparse 1 GiB model.safetensors, header not JSON", bad_safetensors(tmp / "run"), "digits grid --ckpt"),
             ("sparse 1 GiB model.safetensors, well-formed, wrong shape", wrong_shape_safetensors(tmp / "run2"), "digits grid --ckpt"),
         ]
+        good_noise = noise_folder(tmp / "noise_ok")
+        cases += [
+            ("noise .pt, storage deflated, 3 GiB once loaded", noise_folder(tmp / "noise_bomb", deflated_torch_file(tmp / "n.pt", 3 << 28)),
+             f"faces generate NOISE {tmp / 'faces_out'} --unet {tmp / 'missing.pt'}"),
+            ("UNet.pt, storage deflated, 3 GiB once loaded", deflated_torch_file(tmp / "UNet.pt", 3 << 28, wrap=True),
+             f"faces generate {good_noise} {tmp / 'faces_out'} --unet PATH"),
+            ("zip of 20,000 1x1 PNGs as 256x256 faces", tiny_faces_zip(tmp / "faces.zip", 20_000),
+             f"faces train PATH --out {tmp / 'face_run'} --size 256 --base-channels 8 --steps 1 --batch-size 2 --no-progress --no-compile"),
+            ("SVHN .mat, float64 X of 80,000 images (1.97 GB, legal)", svhn_mat(tmp / "svhn_ok", 80_000), "data info"),
+            ("SVHN .mat, float64 X of 102,000 images (2.5 GB)", svhn_mat(tmp / "svhn_big", 102_000), "data info"),
+            ("npz, float64 x of 600,000 28x28 (3.76 GB, legal)", float_npz(tmp / "f64.npz", 600_000), "data info"),
+        ]
         for label, path, command in cases:
             words = command.split()
-            argv = [*words, str(path), str(tmp / "grid.png")] if words[-1] == "--ckpt" else [*words, str(path)]
+            if "PATH" in words or "NOISE" in words:
+                argv = [str(path) if word in ("PATH", "NOISE") else word for word in words]
+                command = " ".join(word if word in ("PATH", "NOISE") or not word.startswith(str(tmp)) else "TMP/" + Path(word).name for word in words)
+            elif words[-1] == "--ckpt":
+                argv = [*words, str(path), str(tmp / "grid.png")]
+            else:
+                argv = [*words, str(path)]
             code, peak, seconds, last = measure(argv, args.src)
             rows.append((label, f"diffadapt {command}", str(code), f"{peak:,.0f}", f"{seconds:.1f}", last.replace(str(tmp), "TMP")[:110]))
         baseline = measure(["--version"], args.src)

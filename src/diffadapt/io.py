@@ -409,10 +409,11 @@ def torch_file_bytes(path: Path) -> int:
         raise InputError(f"not a loadable PyTorch file ({type(exc).__name__})", path) from None
 
 
-def safe_torch_load(path: str | Path, what: str, max_bytes: int = MAX_WEIGHTS_BYTES) -> Any:
+def safe_torch_load(path: str | Path, what: str, max_bytes: int | None = None) -> Any:
     """torch.load with weights_only=True: tensors and plain containers only, so a file can never run code;
-    a file whose tensors would take more than ``max_bytes`` is refused before any is read."""
+    a file whose tensors would take more than ``max_bytes`` (default MAX_WEIGHTS_BYTES) is refused before any is read."""
     path = Path(path)
+    max_bytes = MAX_WEIGHTS_BYTES if max_bytes is None else max_bytes
     require_file(path, f"a {what}", f"{what} not found")
     declared = torch_file_bytes(path)
     if declared > max_bytes:
@@ -433,7 +434,7 @@ def file_budget(module: torch.nn.Module) -> int:
     return 4 * sum(4 * t.numel() for t in module.state_dict().values()) + (1 << 20)
 
 
-def load_state_dict_file(path: str | Path, what: str, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: str | Path, what: str, max_bytes: int | None = None) -> dict[str, torch.Tensor]:
     """A plain state dict, or one wrapped as ``{'state_dict': ...}`` (the course's checkpoints)."""
     state = safe_torch_load(path, what, max_bytes)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

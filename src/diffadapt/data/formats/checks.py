@@ -95,9 +95,10 @@ def describe_dtype(dtype: np.dtype) -> str:
     return f"{names.get(dtype.kind, 'values')} ({dtype})"
 
 
-def check_array_bytes(shape: tuple[int, ...], itemsize: int, path: str | Path, what: str, limit: int = MAX_ARRAY_BYTES) -> None:
-    """Refuse a declared array larger than ``limit`` bytes before it is allocated (exact integers, no int64
-    overflow: a header declaring 2**31 x 2**31 x 2**31 must not multiply to 0)."""
+def check_array_bytes(shape: tuple[int, ...], itemsize: int, path: str | Path, what: str, limit: int | None = None) -> None:
+    """Refuse a declared array larger than ``limit`` bytes (default :data:`MAX_ARRAY_BYTES`) before it is
+    allocated (exact integers, no int64 overflow: a header declaring 2**31 x 2**31 x 2**31 must not multiply to 0)."""
+    limit = MAX_ARRAY_BYTES if limit is None else limit
     size = itemsize
     for side in shape:
         size *= int(side)
