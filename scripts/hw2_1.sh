@@ -5,4 +5,5 @@
 set -euo pipefail
 if [ "$#" -lt 1 ]; then echo "usage: $0 OUT_DIR [digits generate options]" >&2; exit 2; fi
 out="$1"; shift
-exec diffadapt digits generate "$out" --per-class 100 --seed 0 --overwrite "$@"
+# "--" before the folder: a name starting with "-" is a folder, not an option
+exec diffadapt digits generate --per-class 100 --seed 0 --overwrite "$@" -- "$out"

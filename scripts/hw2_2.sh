@@ -3,4 +3,5 @@
 # Usage: bash scripts/hw2_2.sh NOISE_DIR OUT_DIR UNET_PATH
 set -euo pipefail
 if [ "$#" -ne 3 ]; then echo "usage: $0 NOISE_DIR OUT_DIR UNET_PATH" >&2; exit 2; fi
-exec diffadapt faces generate "$1" "$2" --unet "$3" --eta 0 --steps 50 --seed 0 --overwrite
+# "--" before the folders and --unet=PATH: a name starting with "-" is a path, not an option
+exec diffadapt faces generate --unet="$3" --eta 0 --steps 50 --seed 0 --overwrite -- "$1" "$2"

@@ -14,4 +14,5 @@ case "$(echo "$1" | tr '[:upper:]' '[:lower:]')" in
   *usps*) target=usps ;;
   *) echo "error: $1: cannot tell the target domain from the folder name (expected svhn or usps in it)" >&2; exit 2 ;;
 esac
-exec diffadapt adapt predict "$1" "$2" --shipped "$target" ${3:+"$3"}
+# "--" before the paths: a name starting with "-" is a path, not an option
+exec diffadapt adapt predict --shipped "$target" ${3:+"$3"} -- "$1" "$2"

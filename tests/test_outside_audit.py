@@ -239,3 +239,191 @@ def test_generated_folder_refuses_links_that_leave_it(run_cli, tmp_path):
     (folder / "1_001.png").symlink_to(outside)
     code, _, err = run_cli("digits", "evaluate", folder, "--no-judge")
     one_line_error(code, err, "1_001.png", "outside")
+
+
+# --- a second audit: run folders, the course scripts, the Python API ---------------------------------------
+
+TINY_TRAIN = ("--data", "mnist", "--batch-size", "4", "--base-channels", "8", "--channel-mults", "1", "--res-blocks", "1",
+              "--attention-levels", "", "--timesteps", "10", "--warmup-steps", "1", "--no-progress", "--recipe", "cpu")
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def one_step_run(run_cli, tmp_path):
+    """A 1-step digit run whose config asks for 2 steps, so that --resume trains one more."""
+    import json
+
+    run = tmp_path / "run"
+    code, _, err = run_cli("digits", "train", "--out", run, "--steps", "1", *TINY_TRAIN)
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["steps"] = config["total_steps"] = 2
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda s: next(iter(s["optimizer"]["state"].values()))["exp_avg_sq"].fill_(-1.0), "exp_avg_sq is negative"),
+    (lambda s: next(iter(s["optimizer"]["state"].values())).__setitem__("step", torch.tensor(float("nan"))), "not finite"),
+    (lambda s: s["optimizer"]["param_groups"][0].__setitem__("betas", (5.0, -1.0)), "out of range"),
+    (lambda s: next(iter(s["model"].values())).mul_(1e30), "training diverged"),
+])
+def test_resume_from_an_edited_state_keeps_the_last_checkpoint(run_cli, one_step_run, edit, fragment):
+    state = torch.load(one_step_run / "state.pt", weights_only=True)
+    edit(state)
+    torch.save(state, one_step_run / "state.pt")
+    before = folder_bytes(one_step_run)
+    code, _, err = run_cli("digits", "train", "--out", one_step_run, "--resume", "--no-progress")
+    one_line_error(code, err, fragment)
+    assert folder_bytes(one_step_run) == before
+
+
+def test_resume_on_data_of_other_channels_is_refused(run_cli, one_step_run):
+    import json
+
+    config = json.loads((one_step_run / "config.json").read_text())
+    config["data"]["source"] = "mnistm"  # 3 channels; the run's network takes 1
+    (one_step_run / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli("digits", "train", "--out", one_step_run, "--resume", "--no-progress")
+    one_line_error(code, err, "3 channels do not fit")
+
+
+def shipped_copy(tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    from diffadapt.io import CONFIG_FILE
+
+    source = Path(__file__).resolve().parents[1] / "src" / "diffadapt" / "assets" / name
+    copy = tmp_path / name
+    shutil.copytree(source, copy)
+    assert (copy / CONFIG_FILE).is_file()
+    return copy
+
+
+def test_a_json_integer_beyond_any_float_is_an_error(run_cli, tmp_path):
+    run = shipped_copy(tmp_path, "adapt_usps")
+    text = (run / "config.json").read_text()
+    (run / "config.json").write_text(text.replace('"lr": ', '"lr": 1' + "0" * 400 + ", \"_was\": ", 1))
+    folder = png_folder(tmp_path / "images", 3)
+    code, _, err = run_cli("adapt", "predict", folder, tmp_path / "out.csv", "--ckpt", run)
+    one_line_error(code, err, "config.json", "finite number")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_lone_surrogate_in_a_config_is_an_error(tmp_path):
+    from diffadapt.io import read_json
+
+    path = tmp_path / "config.json"
+    path.write_text('{"domain": "\\ud800"}')
+    with pytest.raises(InputError, match="lone surrogate"):
+        read_json(path)
+    path.write_text('{"domain": "\\ud83d\\ude00"}')  # a pair is one character
+    assert read_json(path) == {"domain": "\U0001f600"}
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda config: config.__setitem__("floor_halves", -5.0), "floor_halves >= 0"),
+    (lambda config: config["floors_by_size"].__setitem__("20", -1.0), "floors_by_size of numbers >= 0"),
+])
+def test_judge_floors_are_never_negative(run_cli, tmp_path, edit, fragment):
+    import json
+
+    judge = shipped_copy(tmp_path, "judge_mnistm")
+    config = json.loads((judge / "config.json").read_text())
+    config.setdefault("floors_by_size", {})
+    edit(config)
+    (judge / "config.json").write_text(json.dumps(config))
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    Image.fromarray(np.zeros((28, 28, 3), dtype=np.uint8)).save(folder / "0_001.png")
+    code, _, err = run_cli("digits", "evaluate", folder, "--judge", judge)
+    one_line_error(code, err, fragment)
+
+
+def test_judge_weights_of_absurd_size_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from diffadapt.evaluate.judge import JUDGE_WEIGHTS, load_judge
+
+    judge = shipped_copy(tmp_path, "judge_mnistm")
+    tensors = load_file(judge / JUDGE_WEIGHTS)
+    name = next(k for k in tensors if k.startswith("model.") and k.endswith("weight"))
+    tensors[name] = tensors[name] * 1e18
+    save_file(tensors, judge / JUDGE_WEIGHTS)
+    with pytest.raises(InputError, match="magnitude"):
+        load_judge(judge)
+
+
+def test_calibrate_writes_no_seed_when_one_is_bad(run_cli, tmp_path):
+    import json
+    import shutil
+
+    good = shipped_copy(tmp_path, "adapt_usps")
+    run = tmp_path / "multi"
+    shutil.copytree(good, run / "seed0")
+    shutil.copytree(good, run / "seed1")
+    config = json.loads((run / "seed1" / "config.json").read_text())
+    config["config"]["network"] = "resnet"
+    (run / "seed1" / "config.json").write_text(json.dumps(config))
+    before = (run / "seed0" / "config.json").read_bytes()
+    code, _, err = run_cli("adapt", "calibrate", run, "--source", "mnistm")
+    one_line_error(code, err, "seed1", "resnet")
+    assert (run / "seed0" / "config.json").read_bytes() == before
+
+
+def test_a_checkpoint_may_not_declare_another_size_than_its_data(tmp_path):
+    import json
+
+    from diffadapt.diffusion.models import load_model
+
+    run = shipped_copy(tmp_path, "digits_default")
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["image_size"] = 1024
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="image_size 1024 differs from data.size 28"):
+        load_model(run)
+
+
+def test_course_script_paths_may_start_with_a_dash(tmp_path):
+    from tests.cli.test_scripts import run_script
+
+    folder = png_folder(tmp_path / "-usps imgs", 3)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess_in(work, run_script, "hw2_3.sh", folder, "-o.csv")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (work / "-o.csv").read_text().splitlines()[0] == "image_name,label"
+
+
+def subprocess_in(folder: Path, run, *args):
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        return run(*args)
+    finally:
+        os.chdir(previous)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda d: d.load_digits(ckpt=5), "ckpt must be a path"),
+    (lambda d: d.train_digits(out=None), "out must be a path"),
+    (lambda d: d.train_adaptation("mnistm", np.zeros((4, 28, 28), np.uint8), "source", "x"), "target must be a source spec"),
+    (lambda d: d.train_adaptation({"train": 5}, "usps", "source", "x"), "source must be a source spec"),
+    (lambda d: d.load_adaptation(run=5), "run must be a path"),
+    (lambda d: d.predict_to_csv(None, "o.csv", shipped="usps"), "image_dir must be a path"),
+    (lambda d: d.load_faces(None), "unet must be a path"),
+    (lambda d: d.predict_labels("a run", np.zeros((2, 28, 28), np.uint8)), "run must be a loaded adaptation run"),
+    (lambda d: d.tsne("a run", "out"), "run must be a loaded adaptation run"),
+    (lambda d: d.tsne(d.load_adaptation(shipped="usps"), "out", per_domain=10.5), "per_domain must be a whole number"),
+    (lambda d: d.tsne(d.load_adaptation(shipped="usps"), "out", domains=("mnistm",)), "(source, target) pair"),
+    (lambda d: d.predict_labels(d.load_adaptation(shipped="usps"), np.zeros((2, 28, 28), np.uint8), progress="yes"), "progress must be"),
+    (lambda d: d.digits(np.zeros((2, 0, 0), np.uint8)), "images must be"),
+])
+def test_api_arguments_of_the_wrong_kind_are_input_errors(call, fragment):
+    import diffadapt
+
+    with pytest.raises(InputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        call(diffadapt)

@@ -11,6 +11,7 @@ with ``as_pil=True``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from diffadapt.adapt.config import FolderAdaptConfig, preset
 from diffadapt.adapt.trainer import AdaptResult
 from diffadapt.apps.adaptation.predict import predict_folder, predict_images, target_tensors
 from diffadapt.apps.adaptation.runs import DomainSource, LoadedRun, load_run, shipped_model, train_runs
-from diffadapt.apps.adaptation.tsne import tsne_figures
+from diffadapt.apps.adaptation.tsne import MAX_TSNE_PER_DOMAIN, tsne_figures
 from diffadapt.apps.digits.export import export_diffusers
 from diffadapt.apps.digits.generate import initial_noise, sample_digits, to_images
 from diffadapt.apps.digits.training import AUTO_RECIPE
@@ -56,6 +57,40 @@ def _whole_number(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
+def _path(name: str, value: Any, optional: bool = False) -> Path | None:
+    """A path argument: text or an os.PathLike (None where ``optional``), else InputError naming the argument."""
+    if value is None and optional:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{name} must be a path (text or a pathlib.Path){' or None' if optional else ''}, got {value!r:.60}")
+    return Path(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be True or False, got {value!r:.60}")
+    return value
+
+
+def _run(value: Any) -> LoadedRun:
+    if not isinstance(value, LoadedRun):
+        raise InputError(f"run must be a loaded adaptation run (diffadapt.load_adaptation(...)), got {value!r:.60}")
+    return value
+
+
+def _domain(name: str, value: Any) -> DomainSource:
+    """A domain argument: a source spec (text or path), a DigitSet, or a dict of them by split."""
+    if isinstance(value, DigitSet) or (isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, DigitSet)
+                                                                                  for k, v in value.items())):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return str(_path(name, value))
+    raise InputError(f"{name} must be a source spec (text or a path), a DigitSet or a dict of DigitSets by split (see diffadapt.digits), "
+                     f"got {type(value).__name__}")
+
+
 @dataclass
 class DigitModel:
     """A class-conditional digit model ready to sample (the shipped one, a ``digits train`` run, or an
@@ -80,6 +115,9 @@ class DigitModel:
         (``sampling_defaults``), but a method other than the checkpoint's takes eta 0 and guidance at every step
         unless they are given; ``seed`` fixes the initial and per-step noise.
         """
+        if isinstance(digits, np.ndarray) and digits.ndim == 0:
+            digits = digits.item()
+        _flag("as_pil", as_pil), _flag("progress", progress)
         single = isinstance(digits, (int, np.integer)) and not isinstance(digits, (bool, np.bool_))
         if not single and (isinstance(digits, (str, bytes, bool, np.bool_)) or not isinstance(digits, (Sequence, np.ndarray))):
             raise InputError(f"digits must be a whole number in 0..9 or a sequence of them, got {digits!r}")
@@ -100,12 +138,12 @@ class DigitModel:
 
     def export_diffusers(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write this model as a diffusers folder (UNet2DModel with class embeddings + scheduler config)."""
-        return export_diffusers(self.ckpt, out, overwrite)
+        return export_diffusers(self.ckpt, _path("out", out), _flag("overwrite", overwrite))
 
 
 def load_digits(ckpt: str | Path | None = None, device: str = "auto", precision: str = "auto") -> DigitModel:
     """The digit model of ``ckpt`` (a run folder or an exported diffusers folder; None: the shipped model)."""
-    return DigitModel(load_model(ckpt, device=pick_device(device), precision=precision), ckpt)
+    return DigitModel(load_model(_path("ckpt", ckpt, optional=True), device=pick_device(device), precision=precision), ckpt)
 
 
 def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "auto", progress: bool = True,
@@ -118,6 +156,7 @@ def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "au
     ``recipe`` ("auto", "standard" or "cpu", see ``digits train --recipe``; auto: cpu for a new network on a CPU)
     sets the starting values under ``settings``.
     """
+    out, data, init_from = _path("out", out), _path("data", data), _path("init_from", init_from, optional=True)
     groups: dict[str, dict[str, Any]] = {"train": {}, "schedule": {}, "model": {}}
     for key, value in settings.items():
         owner = next((name for name, cls in (("train", TrainConfig), ("schedule", ScheduleConfig), ("model", UNetConfig))
@@ -125,7 +164,7 @@ def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "au
         if owner is None:
             raise InputError(f"unknown training setting {key!r}")
         groups[owner][key] = value
-    train_digit_run(str(data), Path(out), groups["train"], groups["schedule"], groups["model"], device=pick_device(device), progress=progress,
+    train_digit_run(str(data), out, groups["train"], groups["schedule"], groups["model"], device=pick_device(device), progress=progress,
                     init_from=init_from, recipe=recipe)
     return load_digits(out, device)
 
@@ -150,7 +189,7 @@ class FaceModel:
 
 def load_faces(unet: str | Path, device: str = "auto", precision: str = "fp32") -> FaceModel:
     """The course's ``UNet.pt``, a diffusers UNet2DModel folder or a ``faces train`` run, ready to sample."""
-    return FaceModel(load_face_model(unet, pick_device(device), precision))
+    return FaceModel(load_face_model(_path("unet", unet), pick_device(device), precision))
 
 
 def train_adaptation(source: DomainSource, target: DomainSource, method: str, out: str | Path, seeds: Sequence[int] = (0,),
@@ -169,8 +208,9 @@ def train_adaptation(source: DomainSource, target: DomainSource, method: str, ou
     for name, flag in (("progress", progress), ("resume", resume)):
         if not isinstance(flag, bool):
             raise InputError(f"{name} must be True or False, got {flag!r}")
+    source, target, out = _domain("source", source), _domain("target", target), _path("out", out)
     config = preset(recipe, method, **settings)
-    return train_runs(source, target, config, Path(out), seeds, pick_device(device), progress=progress, report=lambda line: None,
+    return train_runs(source, target, config, out, seeds, pick_device(device), progress=progress, report=lambda line: None,
                       resume=resume)
 
 
@@ -179,7 +219,7 @@ def digits(images: np.ndarray, labels: np.ndarray | None = None, domain: str = "
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[:, :, :, None]
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3) or len(images) == 0:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3) or 0 in images.shape[:3]:
         raise InputError(f"images must be (N, H, W) or (N, H, W, 1|3) uint8, got {images.shape} {images.dtype}")
     if labels is None:
         labels = np.full(len(images), -1)
@@ -193,7 +233,7 @@ def load_adaptation(run: str | Path | None = None, shipped: str | None = None) -
     """A trained adaptation run (its first seed), or ``shipped="usps"`` / ``"svhn"`` for a shipped model."""
     if (run is None) == (shipped is None):
         raise InputError("give a run folder or shipped='usps' / 'svhn', not both")
-    return load_run(run if run is not None else shipped_model(shipped))
+    return load_run(_path("run", run) if run is not None else shipped_model(shipped))
 
 
 def predict_labels(run: LoadedRun, images: np.ndarray | DigitSet, normalisation: str = "target", adapt: bool = False,
@@ -203,8 +243,7 @@ def predict_labels(run: LoadedRun, images: np.ndarray | DigitSet, normalisation:
 
     ``adapt=True`` first adapts a copy of the model to these images without labels, as ``adapt predict
     --adapt`` does; ``adapt_settings`` are FolderAdaptConfig fields (method, steps, batch_size, lr, seed)."""
-    if not isinstance(adapt, bool):
-        raise InputError(f"adapt must be True or False, got {adapt!r}")
+    run, adapt, progress = _run(run), _flag("adapt", adapt), _flag("progress", progress)
     if adapt_settings is not None and (not adapt or not isinstance(adapt_settings, dict)):
         raise InputError("adapt_settings must be a dict of FolderAdaptConfig fields, given with adapt=True")
     data = images if isinstance(images, DigitSet) else digits(images, domain=run.document["target"]["domain"])
@@ -218,13 +257,18 @@ def predict_to_csv(image_dir: str | Path, out_csv: str | Path, run: str | Path |
     """The graded ``image_name,label`` CSV for a folder of images (the ``adapt predict`` command)."""
     if (run is None) == (shipped is None):
         raise InputError("give a run folder or shipped='usps' / 'svhn', not both")
-    return predict_folder(image_dir, out_csv, run if run is not None else shipped_model(shipped)).rows
+    image_dir, out_csv = _path("image_dir", image_dir), _path("out_csv", out_csv)
+    return predict_folder(image_dir, out_csv, _path("run", run) if run is not None else shipped_model(shipped)).rows
 
 
 def tsne(run: LoadedRun, out: str | Path, per_domain: int = 2000, seed: int = 0,
          domains: tuple[DomainSource, DomainSource] | None = None) -> tuple[Path, Path]:
     """The two t-SNE figures of a run (by class, by domain) into ``out``; ``domains`` for in-memory runs."""
-    return tsne_figures(run, Path(out), per_domain, seed, domains)
+    per_domain, seed = _whole_number("per_domain", per_domain, 0, MAX_TSNE_PER_DOMAIN), _whole_number("seed", seed, 0, 2**31 - 1)
+    if domains is not None and (not isinstance(domains, (tuple, list)) or len(domains) != 2):
+        raise InputError("domains must be a (source, target) pair")
+    domains = None if domains is None else (_domain("domains[0]", domains[0]), _domain("domains[1]", domains[1]))
+    return tsne_figures(_run(run), _path("out", out), per_domain, seed, domains)
 
 
 __all__ = ["DigitModel", "FaceModel", "digits", "load_adaptation", "load_digits", "load_faces", "predict_labels", "predict_to_csv",

@@ -373,6 +373,23 @@ def load_state_dict_strict(module: torch.nn.Module, weights: dict[str, torch.Ten
     module.load_state_dict(weights, strict=True)
 
 
+# The shipped classifiers' largest |value| in any floating tensor is 190 (an adaptation run's batch-norm
+# running_var; weights and biases stay below 20; the judge's below 3). A tensor beyond MAX_WEIGHT (over 5,000
+# times that) is a damaged or forged file: a bias or running_mean of 1e30 is finite, so it loads, and then
+# gives every image the same label or a Fréchet distance of 1e35.
+MAX_WEIGHT = 1e6
+
+
+def check_weight_magnitudes(weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Every floating tensor of a classifier within +-MAX_WEIGHT (load_weights already refused NaN and infinity)."""
+    for key, value in weights.items():
+        if value.is_floating_point() and value.numel():
+            largest = float(value.detach().abs().max())
+            if largest > MAX_WEIGHT:
+                raise InputError(f"tensor {key!r} holds a value of magnitude {largest:.3g}, beyond the {MAX_WEIGHT:.0e} of any "
+                                 f"trained classifier's weights and batch-norm statistics", source)
+
+
 def check_weights_fit(expected: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], source: Path | str) -> None:
     """The keys, shapes and kinds (float or integer) of ``weights`` are those of ``expected``, a model's
     state dict (a meta-device one will do: a config declaring a huge network is refused before it is built)."""
@@ -507,9 +524,14 @@ def read_json(path: str | Path) -> Any:
     path = Path(path)
     text = decode_utf8(read_bytes_limited(path, "config", MAX_CONFIG_BYTES), path, advice="; a JSON config is UTF-8")
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise InputError(f"config is not valid JSON ({type(exc).__name__}: {exc})", path) from None
+    try:  # an escaped lone surrogate ("\ud800") decodes to a str that no file or terminal can take later
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("config holds an escaped lone surrogate (\\ud800-\\udfff), which is no character", path) from None
+    return document
 
 
 def _refuse_constant(name: str) -> Any:

@@ -89,8 +89,14 @@ def is_whole_number(value: Any) -> bool:
 
 
 def is_finite_number(value: Any) -> bool:
-    """True for a finite int or float (numpy's too) that is not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    """True for a finite int or float (numpy's too) that is not a bool, nor an int too large for a float
+    (JSON may spell 10**400 in full)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _describe(value: Any) -> str:
@@ -130,8 +136,8 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InputError(f"{name}: expected a number, got {_describe(value)}")
-        if not math.isfinite(value):
-            raise InputError(f"{name}: must be a finite number, got {value}")
+        if not is_finite_number(value):
+            raise InputError(f"{name}: must be a finite number, got {_describe(value)}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):

@@ -38,6 +38,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from diffadapt.errors import InputError
+from diffadapt.settings import is_finite_number
 
 Score = Literal["negative-entropy", "max-confidence"]
 SCORES: tuple[str, ...] = get_args(Score)
@@ -171,9 +172,9 @@ class Calibration:
         if not isinstance(data, dict) or data.get("method") != "atc" or data.get("score") not in SCORES:
             raise InputError(f"calibration must be an ATC record with score one of {', '.join(SCORES)}", source)
         threshold, accuracy, images = data.get("threshold"), data.get("source_val_accuracy"), data.get("images")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)):
+        if threshold is not None and not is_finite_number(threshold):
             raise InputError("calibration.threshold must be a finite number or null", source)
-        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0.0 <= accuracy <= 1.0:
+        if not is_finite_number(accuracy) or not 0.0 <= accuracy <= 1.0:
             raise InputError("calibration.source_val_accuracy must be a number in 0..1", source)
         if isinstance(images, bool) or not isinstance(images, int) or images < 1:
             raise InputError("calibration.images must be a positive whole number", source)
@@ -188,7 +189,7 @@ def _label_shares(value: Any, source: Any) -> tuple[float, ...] | None:
     message = "calibration.label_shares must be a list of 2 to 1000 numbers >= 0 that sum to 1"
     if not isinstance(value, list) or not 2 <= len(value) <= 1000:
         raise InputError(message, source)
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in value):
+    if any(not is_finite_number(v) or v < 0 for v in value):
         raise InputError(message, source)
     if abs(sum(value) - 1.0) > 1e-6:
         raise InputError(message, source)

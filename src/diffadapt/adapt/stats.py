@@ -12,6 +12,7 @@ import torch
 
 from diffadapt.data.memory import TensorImages
 from diffadapt.errors import InputError
+from diffadapt.settings import is_finite_number
 
 EVAL_BATCH = 2048  # images per forward when evaluating, predicting or extracting features (memory, not results)
 
@@ -38,9 +39,11 @@ class DomainStats:
     def from_dict(cls, data: Any, channels: int, source: Any = None) -> DomainStats:
         """From a run's saved statistics, checked: ``channels`` finite values each, std positive."""
         try:
+            if not all(is_finite_number(v) for v in (*data["mean"], *data["std"])):  # no bools, no ints past a float
+                raise ValueError
             mean = torch.tensor(data["mean"], dtype=torch.float32)
             std = torch.tensor(data["std"], dtype=torch.float32)
-        except (KeyError, TypeError, ValueError, RuntimeError):
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError):
             raise InputError("domain statistics must be {'mean': [...], 'std': [...]} of numbers", source) from None
         if mean.shape != (channels,) or std.shape != (channels,):
             raise InputError(f"domain statistics must have {channels} values each, got {tuple(mean.shape)} and {tuple(std.shape)}", source)

@@ -138,11 +138,11 @@ def run_tsne(args: argparse.Namespace) -> int:
     import time
 
     from diffadapt.apps.adaptation.runs import load_run
-    from diffadapt.apps.adaptation.tsne import tsne_figures
+    from diffadapt.apps.adaptation.tsne import MAX_TSNE_PER_DOMAIN, tsne_figures
     from diffadapt.errors import InputError
 
-    if args.per_domain < 0 or args.per_domain > 100_000:
-        raise InputError(f"--per-domain must be in 0..100000, got {args.per_domain}")
+    if args.per_domain < 0 or args.per_domain > MAX_TSNE_PER_DOMAIN:
+        raise InputError(f"--per-domain must be in 0..{MAX_TSNE_PER_DOMAIN}, got {args.per_domain}")
     run = load_run(args.run)
     start = time.perf_counter()
     paths = tsne_figures(run, Path(args.out) if args.out else run.path, args.per_domain, args.seed)

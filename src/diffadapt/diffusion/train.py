@@ -278,6 +278,10 @@ class Checkpointer:
             noise_states = gathered
         if self.rank != 0:
             return
+        if not all(bool(torch.isfinite(v).all()) for net in (model, ema) for v in net.state_dict().values() if v.is_floating_point()):
+            # A diverged run (or one resumed from an edited state) must not overwrite the last good checkpoint.
+            raise InputError(f"training diverged by step {step}: the weights are no longer finite (last loss {loss:g}); "
+                             "the run folder keeps its last checkpoint", self.run_dir)
         resume_state = {
             "step": step,
             "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -345,11 +349,30 @@ def restore_resume_state(state: Any, model: nn.Module, ema: nn.Module, optimizer
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
         raise InputError(f"resume state's optimizer or noise generator does not fit this run ({type(exc).__name__})", source) from None
     for group in optimizer.param_groups:  # torch loads moments of any shape and fails only at the next step
+        check_adam_group(group, source)
         for param in group["params"]:
             for key, value in optimizer.state.get(param, {}).items():
-                if isinstance(value, torch.Tensor) and value.dim() > 0 and (value.shape != param.shape or not bool(torch.isfinite(value).all())):
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if not bool(torch.isfinite(value).all()) or (value.dim() > 0 and value.shape != param.shape):
                     raise InputError(f"resume state's optimizer {key} does not fit its parameter {tuple(param.shape)} or is not finite", source)
+                if key in ("exp_avg_sq", "step") and bool((value < 0).any()):
+                    raise InputError(f"resume state's optimizer {key} is negative, which AdamW never makes", source)
     return step
+
+
+def check_adam_group(group: dict[str, Any], source: Path) -> None:
+    """An AdamW parameter group of a resume state: lr, eps and weight decay finite and >= 0 (eps > 0), betas
+    in [0, 1): an edited value would turn the next step's weights to NaN."""
+    def number(value: Any) -> bool:
+        return is_whole_number(value) or (isinstance(value, float) and math.isfinite(value))
+
+    betas = group.get("betas")
+    fine = (number(group.get("lr")) and group["lr"] >= 0 and number(group.get("eps")) and group["eps"] > 0
+            and number(group.get("weight_decay")) and group["weight_decay"] >= 0
+            and isinstance(betas, (tuple, list)) and len(betas) == 2 and all(number(b) and 0 <= b < 1 for b in betas))
+    if not fine:
+        raise InputError("resume state's optimizer settings (lr, betas, eps, weight_decay) are out of range", source)
 
 
 def train_step(

@@ -24,6 +24,7 @@ from diffadapt.evaluate.frechet import feature_statistics, frechet_between
 from diffadapt.images import uint8_to_model
 from diffadapt.io import (
     CONFIG_FILE,
+    check_weight_magnitudes,
     load_state_dict_strict,
     load_weights,
     read_run_config,
@@ -194,12 +195,14 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     if config.get("kind") != JUDGE_KIND:
         raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", source)
     floors = config.get("floors_by_size", {})
-    if not is_finite_number(config.get("floor_halves")) or not isinstance(floors, dict) or not all(map(is_finite_number, floors.values())):
-        raise InputError("judge config needs a number floor_halves and an object floors_by_size of numbers", source)
+    numbers = [config.get("floor_halves"), *(floors.values() if isinstance(floors, dict) else [None])]
+    if not all(is_finite_number(v) and v >= 0 for v in numbers):  # a Fréchet distance is never negative
+        raise InputError("judge config needs a number floor_halves >= 0 and an object floors_by_size of numbers >= 0", source)
     model = JudgeNet()
     expected = {f"model.{k}": v for k, v in model.state_dict().items()}
     expected |= {"real.mu": torch.empty(FEATURE_DIM, device="meta"), "real.sigma": torch.empty(FEATURE_DIM, FEATURE_DIM, device="meta")}
     tensors, _ = load_weights(run_dir / JUDGE_WEIGHTS, expected)
+    check_weight_magnitudes({k: v for k, v in tensors.items() if k.startswith("model.")}, run_dir / JUDGE_WEIGHTS)
     load_state_dict_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, run_dir)
     mu, sigma = tensors.get("real.mu"), tensors.get("real.sigma")
     if mu is None or sigma is None or mu.shape != (FEATURE_DIM,) or sigma.shape != (FEATURE_DIM, FEATURE_DIM):

@@ -222,8 +222,9 @@ def _balanced_note(calibration: Calibration, balancing: bool) -> str:
 
 def _save_adapted(out: Path, run: LoadedRun, adapt: FolderAdaptConfig, result: FolderPrediction, data: TensorImages, domain: str,
                   device: torch.device) -> Path:
-    """The adapted model as a normal run folder ``out/seed{S}/`` (loadable by --ckpt and adapt tsne); its
-    target section is the folder, whose val split is the folder itself, unlabelled (no accuracy is recorded)."""
+    """The adapted model as a normal run folder ``out/seed{S}/`` (loadable by --ckpt; not by adapt tsne, which
+    would need the folder's images again); its target section is the folder, whose val split is the folder
+    itself, unlabelled (no accuracy is recorded)."""
     source = result.source
     folder_domain = DomainData("the adapted folder", domain, data, data)
     summary = AdaptResult(result.model, result.source_stats, result.stats, float("nan"), float("nan"),

@@ -28,6 +28,7 @@ from diffadapt.errors import InputError
 from diffadapt.io import (
     CONFIG_FILE,
     check_output_files,
+    check_weight_magnitudes,
     load_state_dict_strict,
     load_weights,
     read_run_config,
@@ -39,10 +40,6 @@ from diffadapt.viz.curves import CURVES_FILE, METRICS_FILE, MetricsLog
 ADAPT_KIND = "diffadapt/digit-adaptation"
 FORMAT = 2  # 2: method modules (no domain head in model.safetensors); 1: the first release's DANN runs
 WEIGHTS_FILE = "model.safetensors"
-# The shipped runs' largest |value| in any floating tensor is 190 (a batch-norm running_var; weights and
-# biases stay below 20). A tensor beyond MAX_WEIGHT (over 5,000 times that) is a damaged or forged file: a
-# bias or running_mean of 1e30 is finite, so it loads, and then gives every image the same label.
-MAX_WEIGHT = 1e6
 METRIC_COLUMNS = ("epoch", "step", "lr", "loss", "source_accuracy", "domain_accuracy", "reversal", "mask_rate",
                   "pseudo_label_loss", "source_val_accuracy", "target_val_accuracy")
 
@@ -234,16 +231,16 @@ def recalibrate(path: str | Path, source_spec: DomainSource | None = None) -> li
     """Fit (again) the accuracy estimate's calibration of every seed folder under ``path`` on its source's val
     split (``source_spec``, default the spec the run was trained from), prepared as in training; rewrites
     each config.json whole. For runs saved before runs carried a calibration."""
-    done = []
-    for folder in run_folders(path):
+    fitted = []
+    for folder in run_folders(path):  # every seed fitted before any is written: a bad seed leaves all as they were
         run = load_run(folder)
         document, config = run.document, run.config
         source = load_domain(source_spec if source_spec is not None else document["source"]["spec"], config.channels, config.size,
                              config.source_box)
-        calibration = calibrate(run.model, source.val, run.source_stats, f"source val ({source.domain})")
+        fitted.append((folder, document, calibrate(run.model, source.val, run.source_stats, f"source val ({source.domain})")))
+    for folder, document, calibration in fitted:
         write_json_atomic(folder / CONFIG_FILE, {**document, "calibration": calibration.to_dict()})
-        done.append((folder, calibration))
-    return done
+    return [(folder, calibration) for folder, _, calibration in fitted]
 
 
 SHIPPED_TARGETS = ("usps", "svhn")
@@ -296,16 +293,6 @@ def read_run_document(folder: Path) -> tuple[dict[str, Any], AdaptConfig]:
             if not isinstance(document[domain].get(key), str):
                 raise InputError(f"{domain}.{key} must be text", source)
     return document, AdaptConfig.from_document(document["config"], source)
-
-
-def check_weight_magnitudes(weights: dict[str, torch.Tensor], source: Path) -> None:
-    """Every floating tensor within +-MAX_WEIGHT (load_weights already refused NaN and infinity)."""
-    for key, value in weights.items():
-        if value.is_floating_point() and value.numel():
-            largest = float(value.detach().abs().max())
-            if largest > MAX_WEIGHT:
-                raise InputError(f"tensor {key!r} holds a value of magnitude {largest:.3g}, beyond the {MAX_WEIGHT:.0e} of any "
-                                 f"trained classifier's weights and batch-norm statistics", source)
 
 
 def load_run(path: str | Path) -> LoadedRun:

@@ -19,6 +19,7 @@ from diffadapt.io import atomic_path, check_output_files  # noqa: E402
 
 TSNE_CLASS_FILE, TSNE_DOMAIN_FILE = "tsne_class.png", "tsne_domain.png"
 MARKER_SIZE = 9  # points^2: visible on a 700-pixel figure of 4,000 points
+MAX_TSNE_PER_DOMAIN = 100_000  # val images per domain a t-SNE may take (0: all of them)
 
 
 @torch.no_grad()
@@ -69,6 +70,9 @@ def tsne_figures(run: LoadedRun, out_dir: Path, per_domain: int = 2000, seed: in
     ``domains``: the run's (source, target) again, for a run trained on images in memory (default: read from
     the specs the run saved)."""
     config, document = run.config, run.document
+    if domains is None and "adapted_from" in document:
+        raise InputError("this run was adapted to a folder (adapt predict --adapt --save-adapted), whose images are not kept "
+                         "with it; a t-SNE needs a run of adapt train", run.path)
     check_output_files(out_dir / TSNE_CLASS_FILE, out_dir / TSNE_DOMAIN_FILE)
     source_spec, target_spec = domains or (document["source"]["spec"], document["target"]["spec"])
     source = load_domain(source_spec, config.channels, config.size, config.source_box)

@@ -133,12 +133,14 @@ def train_digits(
     train_set = labelled_train(read_source(data_spec, seed=0))
     if not train_set.labelled:
         raise InputError("training a conditional model needs labelled images", data_spec)
-    if init_weights is not None and (train_set.channels, train_set.size[0]) != (model_config.in_channels, model_config.image_size):
+    # A resumed run resizes its data to the network's size, as when it started; channels and classes must fit.
+    continued = init_weights is not None or resume
+    if continued and (train_set.channels != model_config.in_channels or (init_weights is not None and train_set.size[0] != model_config.image_size)):
         raise InputError(f"the data's {train_set.size[0]}x{train_set.size[0]} images with {train_set.channels} channels do not fit the checkpoint's "
                          f"{model_config.image_size}x{model_config.image_size} x {model_config.in_channels}", data_spec)
-    if init_weights is not None and model_config.num_classes is not None and int(train_set.labels.max()) >= model_config.num_classes:
+    if continued and model_config.num_classes is not None and int(train_set.labels.max()) >= model_config.num_classes:
         raise InputError(f"the data's labels reach {int(train_set.labels.max())}, but the checkpoint's model.num_classes is "
-                         f"{model_config.num_classes}", init_from)
+                         f"{model_config.num_classes}", init_from if init_weights is not None else out / CONFIG_FILE)
     if not resume and init_weights is None:
         model_config = UNetConfig(**{"image_size": size or train_set.size[0], "in_channels": train_set.channels, "num_classes": 10, **(model or {})})
     data = TensorImages.from_digitset(train_set, size=model_config.image_size, device=device)
