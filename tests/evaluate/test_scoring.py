@@ -149,14 +149,15 @@ def test_judge_real_statistics_that_are_no_gaussian_are_refused(run_cli, real_fo
 
 
 def test_a_distance_that_overflows_is_refused_not_written(run_cli, real_folder, tmp_path):
-    """Judge weights that overflow the features give no inf distance in the JSON: one line naming the judge."""
+    """Judge weights that would overflow the features give no inf distance in the JSON: one line naming the
+    judge's weights (refused on load since their magnitude check, before any distance is computed)."""
     def overflow(tensors):
         tensors["model.body.6.1.weight"] *= 1e38
 
     judge = tampered_judge(tmp_path, overflow)
     code, out, err = run_cli("digits", "evaluate", real_folder, "--judge", judge, "--json", tmp_path / "s.json")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert str(judge / "model.safetensors") in err and "Fréchet distance" in err and "not finite" in err, err
+    assert str(judge / "model.safetensors") in err and "model.body.6.1.weight" in err and "magnitude" in err, err
     assert not (tmp_path / "s.json").exists()
 
 
