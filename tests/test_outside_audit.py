@@ -18,15 +18,7 @@ from diffadapt.data.formats import checks, svhn
 from diffadapt.data.memory import convert_images
 from diffadapt.errors import InputError
 from diffadapt.io import atomic_dir, safe_torch_load
-
-
-def one_line_error(code: int, stderr: str, *fragments: str) -> str:
-    message = stderr.strip()
-    assert code == 2, stderr
-    assert message.startswith("error: ") and "\n" not in message and "Traceback" not in message, stderr
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
+from tests.test_faults import assert_one_line_error as one_line_error
 
 
 def png_folder(folder: Path, count: int, size: int = 16) -> Path:
