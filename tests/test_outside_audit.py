@@ -419,3 +419,25 @@ def test_api_arguments_of_the_wrong_kind_are_input_errors(call, fragment):
 
     with pytest.raises(InputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         call(diffadapt)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: d.__setitem__("format", 3), "format must be 1 or 2"),
+    (lambda d: d.__setitem__("format", "2"), "format must be 1 or 2"),
+    (lambda d: d.__setitem__("format", True), "format must be 1 or 2"),
+    (lambda d: d["calibration"].__setitem__("threshold", 5.0), "calibration.threshold must be a number in 0..1"),
+    (lambda d: d["calibration"].__setitem__("threshold", -5.0), "calibration.threshold must be a number in 0..1"),
+    (lambda d: d["calibration"].__setitem__("images", 10**100), "calibration.images must be a whole number"),
+])
+def test_adaptation_run_records_out_of_range_are_refused(tmp_path, edit, fragment):
+    import json
+
+    from diffadapt.apps.adaptation.predict import run_calibration
+    from diffadapt.apps.adaptation.runs import load_run
+
+    run = shipped_copy(tmp_path, "adapt_usps")
+    document = json.loads((run / "config.json").read_text())
+    edit(document)
+    (run / "config.json").write_text(json.dumps(document))
+    with pytest.raises(InputError, match=fragment):
+        run_calibration(load_run(run))

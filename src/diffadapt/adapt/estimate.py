@@ -42,6 +42,9 @@ from diffadapt.settings import is_finite_number
 
 Score = Literal["negative-entropy", "max-confidence"]
 SCORES: tuple[str, ...] = get_args(Score)
+# The values each score can take: max p in [1/C, 1] (0 allowed), sum p log p in [-log C, 0] for C <= 1000 classes.
+SCORE_RANGES = {"max-confidence": (0.0, 1.0), "negative-entropy": (-math.log(1000), 0.0)}
+MAX_CALIBRATION_IMAGES = 10**9  # far beyond any val split; 10**100 is a forged record
 ESTIMATE_SCORE: Score = "max-confidence"  # the score runs are calibrated with (chosen on the embedded pairs, RESULTS.md)
 UNRELIABLE_BELOW = 0.8  # an estimate below this gets a one-line warning
 BALANCED_MAX_IMAGES = 2000  # the exact assignment is O(N^3): larger folders are estimated on a fixed subsample
@@ -172,12 +175,14 @@ class Calibration:
         if not isinstance(data, dict) or data.get("method") != "atc" or data.get("score") not in SCORES:
             raise InputError(f"calibration must be an ATC record with score one of {', '.join(SCORES)}", source)
         threshold, accuracy, images = data.get("threshold"), data.get("source_val_accuracy"), data.get("images")
-        if threshold is not None and not is_finite_number(threshold):
-            raise InputError("calibration.threshold must be a finite number or null", source)
+        low, high = SCORE_RANGES[data["score"]]
+        if threshold is not None and not (is_finite_number(threshold) and low <= threshold <= high):
+            raise InputError(f"calibration.threshold must be a number in {low:g}..{high:g} (the range of {data['score']} scores) or null",
+                             source)
         if not is_finite_number(accuracy) or not 0.0 <= accuracy <= 1.0:
             raise InputError("calibration.source_val_accuracy must be a number in 0..1", source)
-        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
-            raise InputError("calibration.images must be a positive whole number", source)
+        if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= MAX_CALIBRATION_IMAGES:
+            raise InputError(f"calibration.images must be a whole number in 1..{MAX_CALIBRATION_IMAGES:,}", source)
         return cls(data["score"], -math.inf if threshold is None else float(threshold), float(accuracy), images, str(data.get("fit_on", "")),
                    _label_shares(data.get("label_shares"), source))
 

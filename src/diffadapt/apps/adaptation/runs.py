@@ -302,7 +302,10 @@ def load_run(path: str | Path) -> LoadedRun:
     document, config = read_run_document(folder)
     source = folder / CONFIG_FILE
     model = DigitClassifier(config.network, config.channels, config.instance_norm)
-    legacy = document.get("format", 1) == 1
+    run_format = document.get("format", 1)
+    if run_format not in (1, FORMAT) or isinstance(run_format, bool) or not isinstance(run_format, int):
+        raise InputError(f"format must be 1 or {FORMAT} (this version's runs), got {run_format!r:.40}", source)
+    legacy = run_format == 1
     weights, _ = load_weights(folder / WEIGHTS_FILE, None if legacy else model.state_dict())
     if legacy:
         # The first release kept DANN's domain discriminator inside the classifier; prediction never used it.
