@@ -83,23 +83,24 @@ def _read_folder(path: Path, domain: str, progress: bool) -> dict[str, DigitSet]
     raise InputError("no readable digit data here (course layout, MNIST-M or SVHN release, IDX, USPS, class folders, images)", path)
 
 
-def labelled_train(splits: dict[str, DigitSet]) -> DigitSet:
-    """The ``train`` split, or every labelled split together when a source has none (e.g. MNIST's t10k alone)."""
+def labelled_train(splits: dict[str, DigitSet], source: str | Path | None = None) -> DigitSet:
+    """The ``train`` split, or every labelled split together when a source has none (e.g. MNIST's t10k alone);
+    ``source`` names the source in the error when there is none."""
     if "train" in splits:
         return splits["train"]
     labelled = [s for s in splits.values() if s.labelled]
     if not labelled:
-        raise InputError("source has no labelled training split")
+        raise InputError("source has no labelled training split", source)
     return concat(labelled)
 
 
-def train_val(splits: dict[str, DigitSet], val_fraction: float = 0.2, seed: int = 0) -> tuple[DigitSet, DigitSet]:
+def train_val(splits: dict[str, DigitSet], val_fraction: float = 0.2, seed: int = 0, source: str | Path | None = None) -> tuple[DigitSet, DigitSet]:
     """The (train, val) pair every task uses.
 
     A source with a ``val`` split keeps it. Otherwise ``val_fraction`` of each class of ``train`` is held
     out (deterministic for ``seed``); a ``test`` split is never touched, so it stays unseen.
     """
-    train = labelled_train(splits)
+    train = labelled_train(splits, source)
     if "val" in splits:
         return train, splits["val"]
     kept, held = stratified_split(train.labels, val_fraction, seed)

@@ -83,7 +83,7 @@ def _read_splits(spec: DomainSource) -> tuple[DigitSet, DigitSet]:
         splits = spec
     else:
         splits = read_source(spec)
-    train, val = train_val(splits, seed=0)
+    train, val = train_val(splits, seed=0, source=spec if isinstance(spec, (str, Path)) else None)
     if len(train) == 0 or len(val) == 0:
         raise InputError(f"too few labelled images for a train / val split ({len(train)} / {len(val)}); "
                          "adaptation holds out a fifth of each class for val", spec)
