@@ -379,24 +379,16 @@ def test_a_checkpoint_may_not_declare_another_size_than_its_data(tmp_path):
         load_model(run)
 
 
-def test_course_script_paths_may_start_with_a_dash(tmp_path):
+def test_course_script_paths_may_start_with_a_dash(tmp_path, monkeypatch):
     from tests.cli.test_scripts import run_script
 
     folder = png_folder(tmp_path / "-usps imgs", 3)
     work = tmp_path / "work"
     work.mkdir()
-    result = subprocess_in(work, run_script, "hw2_3.sh", folder, "-o.csv")
+    monkeypatch.chdir(work)
+    result = run_script("hw2_3.sh", folder, "-o.csv")  # a csv name the script used to pass on as an option
     assert result.returncode == 0, result.stderr[-2000:]
     assert (work / "-o.csv").read_text().splitlines()[0] == "image_name,label"
-
-
-def subprocess_in(folder: Path, run, *args):
-    previous = os.getcwd()
-    os.chdir(folder)
-    try:
-        return run(*args)
-    finally:
-        os.chdir(previous)
 
 
 @pytest.mark.parametrize("call, fragment", [
