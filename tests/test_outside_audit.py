@@ -433,3 +433,10 @@ def test_adaptation_run_records_out_of_range_are_refused(tmp_path, edit, fragmen
     (run / "config.json").write_text(json.dumps(document))
     with pytest.raises(InputError, match=fragment):
         run_calibration(load_run(run))
+
+
+def test_control_characters_in_an_error_are_shown_escaped(run_cli):
+    code, _, err = run_cli("data", "info", "no\x00such\x1b[31m")
+    message = one_line_error(code, err, "no\\x00such\\x1b[31m")
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in message)
+    assert str(InputError("a\tb", "x\ny")) == "x y: a\\x09b"

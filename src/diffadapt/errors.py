@@ -22,5 +22,9 @@ class InputError(ValueError):
             if row is not None:
                 where += f", row {row}"
             where += ": "
-        # One line, always: a multi-line message breaks the "one clear line" contract of the CLI.
-        super().__init__((where + message).replace("\n", " "))
+        # One line, always: a multi-line message breaks the "one clear line" contract of the CLI; other control
+        # characters (a NUL or an escape sequence in a name from a file) are shown escaped, never sent raw.
+        super().__init__((where + message).replace("\n", " ").translate(_ESCAPED_CONTROLS))
+
+
+_ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(32), 127) if code != ord("\n")}
