@@ -205,9 +205,7 @@ def train_adaptation(source: DomainSource, target: DomainSource, method: str, ou
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or not len(seeds):
         raise InputError(f"seeds must be a non-empty sequence of whole numbers, got {seeds!r}")
     seeds = [_whole_number("seeds", seed, 0, 2**31 - 1) for seed in seeds]
-    for name, flag in (("progress", progress), ("resume", resume)):
-        if not isinstance(flag, bool):
-            raise InputError(f"{name} must be True or False, got {flag!r}")
+    _flag("progress", progress), _flag("resume", resume)
     source, target, out = _domain("source", source), _domain("target", target), _path("out", out)
     config = preset(recipe, method, **settings)
     return train_runs(source, target, config, out, seeds, pick_device(device), progress=progress, report=lambda line: None,

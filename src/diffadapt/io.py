@@ -232,7 +232,8 @@ def check_output_folder(path: str | Path, overwrite: bool = False) -> None:
     empty folder, or (with ``overwrite``) a folder to replace; no file stands where a parent folder must be;
     it is not the current folder or one holding it (which a rename cannot replace)."""
     path = Path(path)
-    if path.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+    cwd = Path.cwd().resolve()
+    if path.resolve() in (cwd, *cwd.parents):
         raise InputError("is the current folder or holds it; name a new folder for the output", path)
     if path.exists() and not path.is_dir():
         raise InputError("exists and is not a folder", path)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
 from diffadapt.device import pick_device  # noqa: F401  (re-exported for the command families)
-from diffadapt.settings import choices_of, field_annotation, field_default, field_help
+from diffadapt.settings import SEED_BOUNDS, choices_of, field_annotation, field_default, field_help
 
 
 def add_family(families: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
@@ -44,8 +44,8 @@ def finite_float(text: str) -> float:
 def seed_number(text: str) -> int:
     """A seed: a whole number in 0 .. 2^31 - 1."""
     value = whole_number(text)
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"expected a seed in 0..2147483647, got {text!r}")
+    if not SEED_BOUNDS["at_least"] <= value < SEED_BOUNDS["below"]:
+        raise argparse.ArgumentTypeError(f"expected a seed in {SEED_BOUNDS['at_least']}..{SEED_BOUNDS['below'] - 1}, got {text!r}")
     return value
 
 

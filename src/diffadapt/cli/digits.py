@@ -205,20 +205,17 @@ def run_reverse(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from diffadapt.apps.digits.scoring import evaluate_folder
-    from diffadapt.cli.common import parse_int_list
+    from diffadapt.cli.common import parse_int_list, seed_number
     from diffadapt.errors import InputError
     from diffadapt.evaluate.accuracy_score import MAX_SCORE_SEEDS
     from diffadapt.io import write_json_atomic
-    from diffadapt.settings import SEED_BOUNDS
 
     try:
-        seeds = parse_int_list(args.score_seeds)
+        seeds = [seed_number(str(seed)) for seed in parse_int_list(args.score_seeds)]
     except argparse.ArgumentTypeError as exc:
         raise InputError(f"--score-seeds: {exc}") from None
     if not seeds or len(seeds) > MAX_SCORE_SEEDS:
         raise InputError(f"--score-seeds needs 1 to {MAX_SCORE_SEEDS} seeds")
-    if any(not SEED_BOUNDS["at_least"] <= seed < SEED_BOUNDS["below"] for seed in seeds):
-        raise InputError(f"--score-seeds: a seed must be in 0..{SEED_BOUNDS['below'] - 1}, got {args.score_seeds!r}")
     scores = evaluate_folder(args.out_dir, classifier=args.classifier, judge=None if args.no_judge else (args.judge or SHIPPED),
                              real=args.real, score_seeds=tuple(seeds))
     print(scores.table())

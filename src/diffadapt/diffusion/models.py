@@ -160,7 +160,8 @@ def load_model(path: str | Path | None, kind: str = DIGITS_KIND, device: torch.d
                 raise InputError(f"config has no {section!r} section", source)
         model_config = UNetConfig.from_dict(config["model"], source, "model")
         schedule_config = ScheduleConfig.from_dict(config["schedule"], source, "schedule")
-        data_size = config.get("data", {}).get("size") if isinstance(config.get("data"), dict) else None
+        data = config.get("data")
+        data_size = data.get("size") if isinstance(data, dict) else None
         if data_size is not None and data_size != model_config.image_size:
             # The network is size-agnostic, so its weights load at any size: only the record of its data says
             # that 1024 is a forged 28 (whose attention would then ask for 64 GB).

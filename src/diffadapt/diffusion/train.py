@@ -45,7 +45,7 @@ from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
 from diffadapt.io import CONFIG_FILE, check_weight_tensors, check_weights_fit, load_state_dict_strict, read_run_config
 from diffadapt.progress import progress_bar
-from diffadapt.settings import Settings, described, is_whole_number, number
+from diffadapt.settings import Settings, described, is_finite_number, is_whole_number, number
 from diffadapt.viz.curves import METRICS_FILE, MetricsLog
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
@@ -364,13 +364,10 @@ def restore_resume_state(state: Any, model: nn.Module, ema: nn.Module, optimizer
 def check_adam_group(group: dict[str, Any], source: Path) -> None:
     """An AdamW parameter group of a resume state: lr, eps and weight decay finite and >= 0 (eps > 0), betas
     in [0, 1): an edited value would turn the next step's weights to NaN."""
-    def number(value: Any) -> bool:
-        return is_whole_number(value) or (isinstance(value, float) and math.isfinite(value))
-
     betas = group.get("betas")
-    fine = (number(group.get("lr")) and group["lr"] >= 0 and number(group.get("eps")) and group["eps"] > 0
-            and number(group.get("weight_decay")) and group["weight_decay"] >= 0
-            and isinstance(betas, (tuple, list)) and len(betas) == 2 and all(number(b) and 0 <= b < 1 for b in betas))
+    fine = (is_finite_number(group.get("lr")) and group["lr"] >= 0 and is_finite_number(group.get("eps")) and group["eps"] > 0
+            and is_finite_number(group.get("weight_decay")) and group["weight_decay"] >= 0
+            and isinstance(betas, (tuple, list)) and len(betas) == 2 and all(is_finite_number(b) and 0 <= b < 1 for b in betas))
     if not fine:
         raise InputError("resume state's optimizer settings (lr, betas, eps, weight_decay) are out of range", source)
 
