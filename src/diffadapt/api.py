@@ -41,6 +41,7 @@ from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
+from diffadapt.settings import SEED_BOUNDS
 
 
 def _as_output(images: np.ndarray, as_pil: bool) -> np.ndarray | list[Image.Image]:
@@ -55,6 +56,11 @@ def _whole_number(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= int(value) <= high:
         raise InputError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
     return int(value)
+
+
+def _seed(name: str, value: Any) -> int:
+    """A seed argument: a whole number in the range every seed of the package has (settings.SEED_BOUNDS)."""
+    return _whole_number(name, value, SEED_BOUNDS["at_least"], SEED_BOUNDS["below"] - 1)
 
 
 def _path(name: str, value: Any, optional: bool = False) -> Path | None:
@@ -125,7 +131,7 @@ class DigitModel:
         if not classes:
             raise InputError("digits must name at least one digit, got an empty sequence")
         n = _whole_number("n", n, 1, 100_000)
-        seed = _whole_number("seed", seed, 0, 2**31 - 1)
+        seed = _seed("seed", seed)
         check_interval_within(guidance_interval, self.loaded.schedule)
         sampler, guided = self.loaded.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing, guidance=guidance,
                                                                 guidance_interval=guidance_interval,
@@ -204,7 +210,7 @@ def train_adaptation(source: DomainSource, target: DomainSource, method: str, ou
     """
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or not len(seeds):
         raise InputError(f"seeds must be a non-empty sequence of whole numbers, got {seeds!r}")
-    seeds = [_whole_number("seeds", seed, 0, 2**31 - 1) for seed in seeds]
+    seeds = [_seed("seeds", seed) for seed in seeds]
     _flag("progress", progress), _flag("resume", resume)
     source, target, out = _domain("source", source), _domain("target", target), _path("out", out)
     config = preset(recipe, method, **settings)
@@ -262,7 +268,7 @@ def predict_to_csv(image_dir: str | Path, out_csv: str | Path, run: str | Path |
 def tsne(run: LoadedRun, out: str | Path, per_domain: int = 2000, seed: int = 0,
          domains: tuple[DomainSource, DomainSource] | None = None) -> tuple[Path, Path]:
     """The two t-SNE figures of a run (by class, by domain) into ``out``; ``domains`` for in-memory runs."""
-    per_domain, seed = _whole_number("per_domain", per_domain, 0, MAX_TSNE_PER_DOMAIN), _whole_number("seed", seed, 0, 2**31 - 1)
+    per_domain, seed = _whole_number("per_domain", per_domain, 0, MAX_TSNE_PER_DOMAIN), _seed("seed", seed)
     if domains is not None and (not isinstance(domains, (tuple, list)) or len(domains) != 2):
         raise InputError("domains must be a (source, target) pair")
     domains = None if domains is None else (_domain("domains[0]", domains[0]), _domain("domains[1]", domains[1]))

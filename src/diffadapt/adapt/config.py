@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 from diffadapt.errors import InputError
-from diffadapt.settings import Settings, described, number
+from diffadapt.settings import SEED_BOUNDS, Settings, described, number
 
 AdaptMethod = Literal["source", "target", "dann", "cdan", "fixmatch", "vada"]
 Recipe = Literal["report", "matched"]
@@ -73,7 +73,7 @@ class AdaptConfig(Settings):
     frame: Frame = described("fill", "fill: stretch every domain to size x size; match: bring the digits to one height")
     source_box: int = number(0, at_least=0, help="resolved by frame=match: the source's digit box in pixels (0: none)")
     target_box: int = number(0, at_least=0, help="resolved by frame=match: the target's digit box in pixels (0: none)")
-    seed: int = number(0, at_least=0, below=2**31, help="fixes initial weights, batch order and augmentation")
+    seed: int = number(0, **SEED_BOUNDS, help="fixes initial weights, batch order and augmentation")
     eval_every: int = number(0, at_least=0, help="epochs between target-val reports (0: only at the end); never used to choose")
     selection: Selection = described("last", "which epoch's weights to keep: last, source-val (label-free), target-val-oracle (reads target labels)")
     cuda_graphs: bool = described(True, "CUDA: capture the training step once and replay it")
@@ -138,5 +138,5 @@ class FolderAdaptConfig(Settings):
     steps: int = number(400, at_least=1, at_most=100_000, help="training steps on the folder (the time does not grow with its size)")
     batch_size: int = number(64, at_least=2, at_most=4096, help="folder images (and source images) per step")
     lr: float = number(0.01, above=0.0, at_most=10.0, help="starting learning rate, annealed as in the run")
-    seed: int = number(0, at_least=0, below=2**31, help="fixes the batch order and the augmentation")
+    seed: int = number(0, **SEED_BOUNDS, help="fixes the batch order and the augmentation")
     proximal_weight: float = number(10.0, at_least=0.0, at_most=1000.0, help="dirtt: beta, the weight of the KL to the teacher renewed every pass")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from diffadapt.adapt.config import AdaptConfig, FolderAdaptConfig
 from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device, seed_number, whole_number
+from diffadapt.settings import SEED_BOUNDS
 
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
@@ -83,8 +84,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.no_cuda_graphs:
         overrides["cuda_graphs"] = False
     config = preset(args.recipe or "report", args.method, **overrides)
-    if not args.seeds or any(not 0 <= s < 2**31 for s in args.seeds):
-        raise InputError(f"--seeds must be whole numbers in 0..2^31-1, got {args.seeds}")
+    low, below = SEED_BOUNDS["at_least"], SEED_BOUNDS["below"]
+    if not args.seeds or any(not low <= s < below for s in args.seeds):
+        raise InputError(f"--seeds must be whole numbers in {low}..{below - 1}, got {args.seeds}")
     out = Path(args.out)
     check_free(out, args.seeds, args.resume)
     device = pick_device(args.device)

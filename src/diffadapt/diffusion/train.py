@@ -45,7 +45,7 @@ from diffadapt.errors import InputError
 from diffadapt.images import uint8_to_model
 from diffadapt.io import CONFIG_FILE, check_weight_tensors, check_weights_fit, load_state_dict_strict, read_run_config
 from diffadapt.progress import progress_bar
-from diffadapt.settings import Settings, described, is_finite_number, is_whole_number, number
+from diffadapt.settings import SEED_BOUNDS, Settings, described, is_finite_number, is_whole_number, number
 from diffadapt.viz.curves import METRICS_FILE, MetricsLog
 
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
@@ -70,7 +70,7 @@ class TrainConfig(Settings):
     ema_decay: float = number(0.999, at_least=0.0, below=1.0, help="EMA decay of the sampling weights")
     p_uncond: float = number(0.1, at_least=0.0, below=1.0, help="label dropout probability for guidance")
     grad_clip: float = number(1.0, at_least=0.0, help="gradient norm clip (0: off)")
-    seed: int = number(0, at_least=0, below=2**31, help="fixes initial weights, data order and noise")
+    seed: int = number(0, **SEED_BOUNDS, help="fixes initial weights, data order and noise")
     checkpoint_every: int = number(1000, at_least=0, help="steps between checkpoints (0: only at the end)")
     log_every: int = number(50, at_least=1, help="steps per row of metrics.csv")
     precision: Precision = described("auto", "auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere; or fp32, bf16")

@@ -33,7 +33,7 @@ from diffadapt.io import (
     write_json_atomic,
 )
 from diffadapt.progress import progress_bar
-from diffadapt.settings import Settings, is_finite_number, number
+from diffadapt.settings import SEED_BOUNDS, Settings, is_finite_number, number
 
 JUDGE_KIND = "diffadapt/digit-judge"
 JUDGE_WEIGHTS = "model.safetensors"
@@ -82,7 +82,7 @@ class JudgeTrainConfig(Settings):
     batch_size: int = number(256, at_least=2, at_most=1 << 16, help="images per step")
     lr: float = number(2e-3, above=0.0, at_most=1.0, help="AdamW one-cycle peak learning rate")
     weight_decay: float = number(5e-4, at_least=0.0, at_most=1.0, help="AdamW weight decay")
-    seed: int = number(0, at_least=0, below=2**31, help="fixes weights, order and augmentation")
+    seed: int = number(0, **SEED_BOUNDS, help="fixes weights, order and augmentation")
     augment: bool = True
 
 
