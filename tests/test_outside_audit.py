@@ -440,3 +440,86 @@ def test_control_characters_in_an_error_are_shown_escaped(run_cli):
     message = one_line_error(code, err, "no\\x00such\\x1b[31m")
     assert not any(ord(c) < 32 or ord(c) == 127 for c in message)
     assert str(InputError("a\tb", "x\ny")) == "x y: a\\x09b"
+
+
+# --- session 28: the third audit (reproducibility and new bad inputs) ---------------------------------------
+
+
+def test_resume_refuses_settings_it_would_ignore(run_cli, one_step_run, tmp_path):
+    # `--resume --lr 0.5 --seed 7` exited 0 and trained with the saved lr and seed, without a word.
+    before = sorted(p.name for p in one_step_run.iterdir())
+    code, _, err = run_cli("digits", "train", "--out", one_step_run, "--resume", "--lr", "0.5", "--seed", "7", "--no-progress")
+    assert code == 2 and "drop the settings given beside it (lr, seed)" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in one_step_run.iterdir()) == before
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(faces / f"{i}.png")
+    code, _, err = run_cli("faces", "train", faces, "--out", tmp_path / "frun", "--resume", "--steps", "4", "--size", "16")
+    assert code == 2 and "(size, steps)" in err, err
+    assert not (tmp_path / "frun").exists()
+
+
+def test_config_errors_name_the_option_typed(run_cli, tmp_path):
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "run", "--timesteps", "0", "--steps", "1", "--no-progress")
+    assert code == 2 and err.startswith("error: --timesteps: must be at least 1"), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_paths_the_system_refuses_are_one_line_errors(run_cli, tmp_path):
+    long_name = tmp_path / ("a" * 300)
+    for args in (("data", "info", long_name), ("digits", "generate", long_name, "--per-class", "1", "--steps", "2"),
+                 ("data", "prepare", "mnist", "--out", long_name)):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "error: " in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+
+
+def test_an_image_folder_refuses_entries_that_are_not_files(run_cli, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(folder / "ok.png")
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    code, _, err = run_cli("adapt", "predict", folder, tmp_path / "p.csv", "--shipped", "usps", "--no-progress")
+    assert code == 2 and "gone.png: is a device, pipe, socket or broken link" in err, err  # was exit 0 with one row
+    assert not (tmp_path / "p.csv").exists()
+    (folder / "gone.png").unlink()
+    (folder / "sub.png").mkdir()
+    code, _, err = run_cli("data", "info", folder)
+    assert code == 2 and "sub.png: is a folder" in err, err
+
+
+def test_an_output_may_not_overwrite_an_input(run_cli, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((28, 28, 3), 60 * i, np.uint8)).save(folder / f"{i}.png")
+    original = (folder / "0.png").read_bytes()
+    code, _, err = run_cli("adapt", "predict", folder, folder / "0.png", "--shipped", "usps", "--no-progress")
+    assert code == 2 and "would overwrite or change the input" in err, err
+    code, _, err = run_cli("data", "preview", folder, "--out", folder / "0.png")
+    assert code == 2 and "--out would overwrite or change the input" in err, err
+    code, _, err = run_cli("data", "prepare", folder, "--out", folder, "--overwrite")
+    assert code == 2 and "--out would overwrite or change the input" in err, err
+    assert (folder / "0.png").read_bytes() == original and sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png"]
+    code, out, err = run_cli("adapt", "predict", folder, folder / "labels.csv", "--shipped", "usps", "--no-progress")
+    assert code == 0 and (folder / "labels.csv").is_file(), err  # a csv beside the images is not an input
+
+
+def test_faces_readers_refuse_links_out_of_their_folder(run_cli, tmp_path):
+    from diffadapt.apps.faces.models import ground_truth_paths, load_noise_dir
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    torch.save(torch.randn(1, 3, 8, 8), outside / "secret.pt")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(outside / "secret.png")
+    noise, gt = tmp_path / "noise", tmp_path / "gt"
+    noise.mkdir()
+    gt.mkdir()
+    (noise / "00.pt").symlink_to(outside / "secret.pt")
+    with pytest.raises(InputError, match="link to a file outside"):
+        load_noise_dir(noise)
+    (gt / "00.png").symlink_to(outside / "secret.png")
+    with pytest.raises(InputError, match="link to a file outside"):
+        ground_truth_paths(gt, ["00"])
+    with pytest.raises(InputError, match="ground-truth image for a noise file is missing"):
+        ground_truth_paths(gt, ["01"])

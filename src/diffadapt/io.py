@@ -111,6 +111,23 @@ NO_SPACE_WORDS = ("no space left on device", "disk quota exceeded", f"os error {
 NEARLY_FULL_BYTES = 1 << 20
 
 
+# A path the system refuses for reasons the user can fix (a name over 255 bytes, a folder they may not enter, a
+# link loop, a file where a folder was meant, a read-only place): bad input, reported in one line like the rest.
+PATH_PROBLEM_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ELOOP, errno.ENOTDIR, errno.EISDIR,
+                                 errno.EROFS, errno.ENOENT, errno.ENXIO})
+
+
+def path_problem(exc: BaseException) -> InputError | None:
+    """The one-line InputError for an OSError about a path the user gave (see PATH_PROBLEM_ERRNOS), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in PATH_PROBLEM_ERRNOS:
+        return None
+    name = exc.filename if exc.filename is not None else None
+    shown = os.fsdecode(name) if isinstance(name, (str, bytes)) else name
+    if isinstance(shown, str) and len(shown) > 120:
+        shown = shown[:60] + "..." + shown[-40:]
+    return InputError((exc.strerror or os.strerror(exc.errno)).lower(), shown)
+
+
 def is_no_space(exc: BaseException) -> bool:
     """``exc``, or an exception it was raised from or while handling, says the disk (or a quota) is full."""
     seen: set[int] = set()
@@ -225,6 +242,24 @@ def overlaps(a: str | Path, b: str | Path) -> bool:
     """Whether two paths are the same or one lies inside the other (after resolving links and ``..``)."""
     a, b = Path(a).resolve(), Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
+
+
+def check_not_an_input(output: str | Path, inputs: list[str | Path], option: str, read_suffixes: set[str] | None = None) -> None:
+    """Refuse, before any work, an output that would overwrite or change what the command reads.
+
+    ``read_suffixes`` None (a folder output): the output may not be an input, hold one or lie inside one.
+    Otherwise (a file output): it may not be an input, and may lie inside an input folder only if its suffix is
+    not one the command reads there (a CSV beside the images is fine, a ``.png`` among them is not). Inputs that
+    are not paths here (an embedded domain's name) are skipped."""
+    target = Path(output).resolve()
+    for source in inputs:
+        path = Path(source)
+        if not path.exists():
+            continue
+        path = path.resolve()
+        inside = path in target.parents
+        if target == path or target in path.parents or (inside and (read_suffixes is None or target.suffix.lower() in read_suffixes)):
+            raise InputError(f"{option} would overwrite or change the input {source}; write elsewhere", output)
 
 
 def check_output_folder(path: str | Path, overwrite: bool = False) -> None:

@@ -234,7 +234,7 @@ def test_faces_resume_refuses_an_edited_data_section(run_cli, tmp_path, data_edi
     config["data"].update(data_edit)
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
     before = sorted(p.name for p in (tmp_path / "run").iterdir())
-    code, _, err = run_cli("faces", "train", folder, *args, "--steps", "2", "--resume")
+    code, _, err = run_cli("faces", "train", folder, "--out", tmp_path / "run", "--no-progress", "--resume")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
 

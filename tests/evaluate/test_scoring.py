@@ -85,9 +85,12 @@ def test_evaluate_refuses_odd_folders(run_cli, real_folder, tmp_path):
     val = load_embedded("mnistm")["val"]
     odd = tmp_path / "odd"
     odd.mkdir()
-    Image.fromarray(val.images[0]).save(odd / "\u00b2_000.png")  # '²'.isdigit() is true, int('²') fails
-    code, _, err = run_cli("digits", "evaluate", odd, "--no-judge")
-    assert code == 2 and "must start with the digit" in err and len(err.strip().splitlines()) == 1
+    # '²'.isdigit() is true and int('²') fails; "10_001" was read as a 1 and "3_1_2" as a 3 by the first character
+    for name in ("\u00b2_000.png", "10_001.png", "3_1_2.png", "9_.png"):
+        Image.fromarray(val.images[0]).save(odd / name)
+        code, _, err = run_cli("digits", "evaluate", odd, "--no-judge")
+        assert code == 2 and "must be the digit it shows" in err and len(err.strip().splitlines()) == 1, name
+        (odd / name).unlink()
     one = tmp_path / "one"
     write_folder(one, val.images[:1], val.labels[:1])
     code, _, err = run_cli("digits", "evaluate", one)

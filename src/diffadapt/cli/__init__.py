@@ -15,8 +15,9 @@ import warnings
 from collections.abc import Sequence
 
 from diffadapt import __version__
+from diffadapt.cli.common import option_for_setting
 from diffadapt.errors import InputError
-from diffadapt.io import is_no_space, terminate_as_interrupt
+from diffadapt.io import is_no_space, path_problem, terminate_as_interrupt
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,13 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = int(handler(args) or 0)
         except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            parser_used = getattr(args, "command_parser", None)
+            print(f"error: {option_for_setting(parser_used, str(exc)) if parser_used else exc}", file=sys.stderr)
             return InputError.exit_code
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
         except Exception as exc:
-            # Last resort for a full disk met by a write outside the atomic helpers (which say it themselves).
+            # Last resort for a path the system refuses (too long a name, no permission) met outside the readers'
+            # own checks, and for a full disk met by a write outside the atomic helpers (which say it themselves).
+            problem = path_problem(exc)
+            if problem is not None:
+                print(f"error: {problem}", file=sys.stderr)
+                return InputError.exit_code
             if not is_no_space(exc):
                 raise
             full = InputError("no space left on device (or over the disk quota); free some space or write elsewhere", getattr(exc, "filename", None))

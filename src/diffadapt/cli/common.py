@@ -26,7 +26,7 @@ def add_command(
     commands: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int | None], help_text: str
 ) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, command_parser=parser)
     return parser
 
 
@@ -123,9 +123,22 @@ def add_setting(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flag:
     shown = default_text if default_text is not None else shown_default(field_default(config, name))
     full_help = (f"{text} (default: {shown})" if text else f"default: {shown}").replace("%", "%%")  # argparse formats help with %
     if annotation is bool or annotation == bool | None:
-        return parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
-    kind, choices = _parser_for(annotation) if parse is None else (parse, None)
-    return parser.add_argument(flag, type=kind, choices=choices, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
+        action = parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
+    else:
+        kind, choices = _parser_for(annotation) if parse is None else (parse, None)
+        action = parser.add_argument(flag, type=kind, choices=choices, default=None, help=full_help, dest=kwargs.pop("dest", name), **kwargs)
+    action.setting = name  # type: ignore[attr-defined]  # the config field behind it, for option_for_setting
+    return action
+
+
+def option_for_setting(parser: argparse.ArgumentParser, message: str) -> str:
+    """``message`` with a leading ``FIELD:`` (how a config names a bad value) shown as the option the user typed
+    (``num_timesteps: ...`` -> ``--timesteps: ...``), where exactly one option of ``parser`` sets that field."""
+    field, colon, rest = message.partition(": ")
+    if not colon:
+        return message
+    flags = [a.option_strings[0] for a in parser._actions if getattr(a, "setting", None) == field and a.option_strings]
+    return f"{flags[0]}: {rest}" if len(flags) == 1 else message
 
 
 def shown_default(value: Any) -> str:

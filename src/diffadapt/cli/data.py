@@ -35,13 +35,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     from diffadapt.data.prepare import describe, resize_digitset, with_val_split, write_course_layout
     from diffadapt.data.sources import read_source
     from diffadapt.errors import InputError
-    from diffadapt.io import check_output_folder
+    from diffadapt.io import check_not_an_input, check_output_folder
 
     if not 0.0 <= args.val_fraction < 1.0:
         raise InputError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if args.size is not None and not MIN_SIZE <= args.size <= MAX_SIZE:
         raise InputError(f"--size must be in {MIN_SIZE}..{MAX_SIZE}, got {args.size}")
     check_output_folder(args.out, args.overwrite)
+    check_not_an_input(args.out, [args.source], "--out")
     splits = read_source(args.source, seed=args.seed)
     splits = with_val_split(splits, args.val_fraction, args.seed)
     if args.size is not None:
@@ -68,8 +69,11 @@ def run_info(args: argparse.Namespace) -> int:
 def run_preview(args: argparse.Namespace) -> int:
     from diffadapt.apps.preview import preview_grid
     from diffadapt.data.embedded import EMBEDDED_DOMAINS
+    from diffadapt.data.imageio import IMAGE_SUFFIXES
+    from diffadapt.io import check_not_an_input
 
     sources = args.sources or list(EMBEDDED_DOMAINS)
+    check_not_an_input(args.out, sources, "--out", IMAGE_SUFFIXES)
     path = preview_grid(sources, args.out, args.per_domain, args.seed)
     print(f"wrote {path}")
     return 0

@@ -113,6 +113,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from diffadapt.apps.faces.models import (
         course_sampler,
+        ground_truth_paths,
         load_face_model,
         load_noise_dir,
         mse_against,
@@ -126,12 +127,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     names, noises = load_noise_dir(args.noise_dir)
-    gt_paths = None
-    if args.gt:
-        gt_paths = [Path(args.gt) / f"{name}.png" for name in names]
-        missing = [p for p in gt_paths if not p.is_file()]
-        if missing:
-            raise InputError("ground-truth image for a noise file is missing", missing[0])
+    gt_paths = ground_truth_paths(args.gt, names) if args.gt else None
     model = load_face_model(args.unet, device, args.precision)
     model.check_noise(noises, args.noise_dir)
     sampler = course_sampler(model, SamplingSettings(method=args.method, steps=args.steps, eta=args.eta))
@@ -179,8 +175,12 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from diffadapt.apps.faces.training import train_faces
+    from diffadapt.diffusion.train import refuse_resume_overrides
 
-    result = train_faces(args.image_dir, Path(args.out), FaceRunSettings(**given(args, FACE_RUN_SETTINGS)), train=given(args, FACE_TRAIN_SETTINGS),
+    run_settings = given(args, FACE_RUN_SETTINGS)
+    if args.resume:
+        refuse_resume_overrides(run_settings, given(args, FACE_TRAIN_SETTINGS))  # by the names given, not all of FaceRunSettings
+    result = train_faces(args.image_dir, Path(args.out), FaceRunSettings(**run_settings) if run_settings else None, train=given(args, FACE_TRAIN_SETTINGS),
                          resume=args.resume, device=pick_device(args.device),
                          progress=not args.no_progress, tensorboard=args.tensorboard)
     print(f"trained to step {result.steps}: loss {result.final_loss:.4f} in {result.train_seconds:.1f} s; checkpoint, metrics.csv and curves.png in {args.out}")

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from diffadapt.data.formats.checks import check_array_bytes, to_uint8
 from diffadapt.errors import InputError
+from diffadapt.io import require_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
@@ -209,13 +210,16 @@ def read_images(paths: Sequence[Path], workers: int | None = None, progress: boo
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name."""
+    """Image files directly inside ``folder``, sorted by name. An entry named like an image that is not a regular
+    file (a folder, a broken link or link loop, a pipe, a device) is refused rather than skipped: dropping it
+    would silently give fewer rows than the folder shows."""
     folder = Path(folder)
     try:
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     except OSError as exc:
         raise InputError(f"cannot list the folder ({exc.strerror or exc})", folder) from None
     for path in paths:
+        require_file(path, "an image file", "has vanished while the folder was read")
         try:
             path.name.encode("utf-8")
         except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates, which no CSV or page can hold

@@ -570,6 +570,14 @@ def train_diffusion(
                        metrics.column("loss"), model, compiled_mode)
 
 
+def refuse_resume_overrides(*settings: dict[str, Any] | None) -> None:
+    """A resumed run keeps the settings it started with (so that stopping and resuming changes nothing); a
+    setting given beside --resume would be ignored, so it is refused, named."""
+    names = sorted(name for given in settings if given for name in given)
+    if names:
+        raise InputError(f"--resume continues the run with the settings it started with; drop the settings given beside it ({', '.join(names)})")
+
+
 def resume_configs(run_dir: Path) -> tuple[dict[str, Any], UNetConfig, ScheduleConfig, TrainConfig]:
     """The configs a run was started with, so that --resume needs no other flag."""
     config = read_run_config(run_dir)

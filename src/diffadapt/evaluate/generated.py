@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from diffadapt.evaluate.frechet import feature_statistics, frechet_distance
 from diffadapt.evaluate.judge import LoadedJudge, judge_features
 from diffadapt.images import nhwc_to_nchw, uint8_to_model
 
+# {digit}_{index}: one ASCII digit ([0-9]: a regex \d would also take '٣'), then the index; "10_001" and "3_1_2" are refused.
+GENERATED_NAME = re.compile(r"([0-9])_([0-9]+)")
+
 
 def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """uint8 (N, 3, 28, 28) images, labels from each file name's first character, and the names."""
+    """uint8 (N, 3, 28, 28) images, labels from each file name (``{digit}_{index}.png``), and the names."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("folder of generated images not found", folder)
@@ -30,9 +34,10 @@ def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray,
     for path in paths:
         if not resolves_inside(path, folder, root):
             raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
-        if path.name[0] not in "0123456789":  # not str.isdigit: it also accepts '²' and '①', which int() refuses
-            raise InputError("file name must start with the digit it shows (e.g. 3_017.png)", path)
-        labels.append(int(path.name[0]))
+        name = GENERATED_NAME.fullmatch(path.stem)
+        if name is None:
+            raise InputError("file name must be the digit it shows, '_' and an index (e.g. 3_017.png)", path)
+        labels.append(int(name.group(1)))
     images = read_images(paths, progress=False)
     if images.shape[1:3] != (28, 28):
         raise InputError(f"generated digits must be 28x28, got {images.shape[1]}x{images.shape[2]}", paths[0])

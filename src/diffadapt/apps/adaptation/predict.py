@@ -29,10 +29,11 @@ from diffadapt.apps.adaptation.runs import (
 )
 from diffadapt.data.embedded import EMBEDDED_DOMAINS
 from diffadapt.data.formats.folders import read_unlabelled_folder
+from diffadapt.data.imageio import IMAGE_SUFFIXES
 from diffadapt.data.memory import TensorImages
 from diffadapt.data.types import DigitSet
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, check_output_files, overlaps, write_json_atomic, write_text_atomic
+from diffadapt.io import CONFIG_FILE, check_not_an_input, check_output_files, overlaps, write_json_atomic, write_text_atomic
 
 Normalisation = Literal["target", "folder"]
 ESTIMATE_SUFFIX = ".estimate.json"
@@ -175,6 +176,8 @@ def predict_folder(
     device = device or torch.device("cpu")
     estimate_path = estimate_path_for(out_csv)
     check_output_files(out_csv, estimate_path)
+    for written, name in ((out_csv, "the output csv"), (estimate_path, "the estimate json")):
+        check_not_an_input(written, [image_dir], name, IMAGE_SUFFIXES)
     if save_adapted is not None:
         if adapt is None:
             raise InputError("--save-adapted needs --adapt")

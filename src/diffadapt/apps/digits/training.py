@@ -15,7 +15,15 @@ from diffadapt.diffusion.checkpoint import DIGITS_KIND
 from diffadapt.diffusion.models import DIGIT_SAMPLING_FALLBACK, checkpoint_sampling, load_model
 from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import ScheduleConfig
-from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, seconds_per_step, train_diffusion
+from diffadapt.diffusion.train import (
+    DataInfo,
+    TrainConfig,
+    TrainResult,
+    refuse_resume_overrides,
+    resume_configs,
+    seconds_per_step,
+    train_diffusion,
+)
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.io import CONFIG_FILE, SHIPPED
@@ -85,7 +93,7 @@ def train_digits(
 
     ``train``, ``schedule`` and ``model`` override fields of TrainConfig, ScheduleConfig and UNetConfig (their
     defaults otherwise); the image size and channels come from the data (``size`` resizes). ``resume``
-    continues the run in ``out`` with its own settings, ignoring the overrides. ``init_from`` (a digit
+    continues the run in ``out`` with its own settings, and refuses overrides given beside it. ``init_from`` (a digit
     checkpoint, ``"default"`` for the shipped one) fine-tunes: its weights, network and noise schedule are
     the start, so ``schedule``, ``model`` and ``size`` must not be given; the run's config records it.
     ``recipe`` (see DIGIT_RECIPES; ``auto``: :func:`resolve_recipe`) sets the starting values of a new run;
@@ -100,6 +108,7 @@ def train_digits(
     device = device or torch.device("cpu")
     recipe = resolve_recipe(recipe, device, resume or init_from is not None)
     chosen = DIGIT_RECIPES[recipe]
+    given_train, given_model = train, model
     train, model = {**chosen.train, **(train or {})}, {**chosen.model, **(model or {})}
     init_weights, sampling, started_from = None, None, init_from
     if chosen.sampling is not None:  # the recipe's sampler and guidance, until the user chooses others
@@ -109,6 +118,7 @@ def train_digits(
     if init_from is not None and (schedule or model or size is not None):
         raise InputError("--init-from takes the network, its size and its noise schedule from the checkpoint; drop the model and schedule options")
     if resume:
+        refuse_resume_overrides(given_train, schedule, given_model, {"size": size} if size is not None else None)
         config, model_config, schedule_config, train_config = resume_configs(out)
         if "sampling" in config:  # a fine-tuned run's, taken from its start, or a recipe's
             sampling = checkpoint_sampling(config["sampling"], out / CONFIG_FILE).to_dict()

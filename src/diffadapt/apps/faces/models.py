@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffadapt.data.formats.checks import resolved, resolves_inside
 from diffadapt.data.imageio import read_image
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import FACES_KIND
@@ -27,7 +28,7 @@ from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import LinearSchedule, ScheduleConfig
 from diffadapt.errors import InputError
 from diffadapt.images import minmax_to_uint8, model_to_nhwc, nchw_to_nhwc
-from diffadapt.io import CONFIG_FILE, read_run_config, safe_torch_load
+from diffadapt.io import CONFIG_FILE, read_run_config, require_file, safe_torch_load
 
 COURSE_SCHEDULE = ScheduleConfig(num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
 MAX_NOISE_SIDE = 1024
@@ -113,7 +114,10 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
     paths = sorted(folder.glob("*.pt"))
     if not paths:
         raise InputError("noise folder holds no .pt files", folder)
+    root = resolved(folder)
     for path in paths:
+        if not resolves_inside(path, folder, root):
+            raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
         if len(path.stem.encode("utf-8", "surrogateescape")) > MAX_NOISE_STEM_BYTES:
             # Each image is written as STEM.png beside a temporary suffix; file names stop at 255 bytes.
             raise InputError(f"noise file names must be at most {MAX_NOISE_STEM_BYTES} bytes before .pt", path)
@@ -134,6 +138,20 @@ def course_sampler(model: NoiseModel, given: SamplingSettings | None = None) -> 
 def to_graded_images(x: torch.Tensor) -> np.ndarray:
     """The course's saving rule: per-image min-max to [0, 1], round(x * 255) -> (N, H, W, 3) uint8."""
     return nchw_to_nhwc(minmax_to_uint8(x))
+
+
+def ground_truth_paths(folder: str | Path, names: list[str]) -> list[Path]:
+    """``folder/NAME.png`` for each noise name: each must be there and lie inside the folder (no link out)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("ground-truth folder not found", folder)
+    root = resolved(folder)
+    paths = [folder / f"{name}.png" for name in names]
+    for path in paths:
+        require_file(path, "a ground-truth image", "ground-truth image for a noise file is missing")
+        if not resolves_inside(path, folder, root):
+            raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
+    return paths
 
 
 def mse_against(images: np.ndarray, gt_paths: list[Path]) -> list[float]:

@@ -12,7 +12,7 @@ from diffadapt.data.face_images import read_face_images
 from diffadapt.data.memory import TensorImages
 from diffadapt.diffusion.checkpoint import FACES_KIND
 from diffadapt.diffusion.schedule import ScheduleConfig
-from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, resume_configs, train_diffusion
+from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, refuse_resume_overrides, resume_configs, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.images import nhwc_to_nchw
@@ -49,8 +49,11 @@ def train_faces(
     device: torch.device | None = None, progress: bool = True, tensorboard: str | Path | None = None,
 ) -> TrainResult:
     """Train an unconditional DDPM on a folder or .zip of face images (centre-cropped, resized) into ``out``;
-    ``run``: the new run's images and network (default FaceRunSettings(); a resumed run keeps its own)."""
+    ``run``: the new run's images and network (default FaceRunSettings()); a resumed run keeps its own and
+    refuses ``run`` or ``train`` given beside it."""
     out = Path(out)
+    if resume:
+        refuse_resume_overrides(run.to_dict() if run is not None else None, train)
     run = run or FaceRunSettings()
     size, limit = run.size, run.limit
     if resume:
