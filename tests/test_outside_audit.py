@@ -523,3 +523,50 @@ def test_faces_readers_refuse_links_out_of_their_folder(run_cli, tmp_path):
         ground_truth_paths(gt, ["00"])
     with pytest.raises(InputError, match="ground-truth image for a noise file is missing"):
         ground_truth_paths(gt, ["01"])
+
+
+def test_weights_files_do_not_depend_on_the_process(tmp_path):
+    # safetensors writes __metadata__ from a hash map whose order changes between processes: same-seed runs
+    # gave model.safetensors files differing in bytes. The header is written with sorted keys, same length.
+    from safetensors.torch import save
+
+    from diffadapt.io import _sorted_metadata, load_weights
+
+    tensors = {"w": torch.arange(6.0).view(2, 3)}
+    blob = save(tensors, metadata={"step": "3", "kind": "digits"})
+    fixed = _sorted_metadata(blob)
+    length = int.from_bytes(fixed[:8], "little")
+    assert len(fixed) == len(blob) and fixed[8:8 + length].index(b'"kind"') < fixed[8:8 + length].index(b'"step"')
+    (tmp_path / "w.safetensors").write_bytes(fixed)
+    loaded, metadata = load_weights(tmp_path / "w.safetensors")
+    assert metadata == {"kind": "digits", "step": "3"} and torch.equal(loaded["w"], tensors["w"])
+
+
+def test_resume_state_does_not_hold_the_temporary_name(tmp_path):
+    # torch.save to a path names the archive's inner folder after the file: the atomic temporary's random name.
+    from diffadapt.diffusion.checkpoint import STATE_FILE, save_checkpoint
+
+    save_checkpoint(tmp_path, {"kind": "digits", "step": 1}, {"w": torch.zeros(2)}, {"step": 1})
+    assert {name.split("/")[0] for name in zipfile.ZipFile(tmp_path / STATE_FILE).namelist()} == {"archive"}
+
+
+def test_faces_train_help_shows_the_defaults_a_face_run_uses():
+    # The help said batch size 256 and 20 epochs (TrainConfig's); a face run takes 64 and 50.
+    from diffadapt.apps.faces.training import FACE_TRAIN_DEFAULTS
+    from diffadapt.cli import build_parser
+
+    parser = build_parser()
+    faces = next(a for a in parser._actions if a.dest == "family").choices["faces"]
+    train = next(a for a in faces._actions if getattr(a, "choices", None) and "train" in a.choices).choices["train"]
+    helps = {a.dest: a.help for a in train._actions}
+    assert "(default: 64)" in helps["batch_size"] and "(default: 50)" in helps["epochs"]
+    assert set(FACE_TRAIN_DEFAULTS) - {"p_uncond"} <= set(helps)
+
+
+def test_a_digit_run_records_what_auto_resolved_to(one_step_run):
+    # precision "auto" and channels_last "auto" alone do not say how to get these exact weights again.
+    import json
+
+    runtime = json.loads((one_step_run / "config.json").read_text())["runtime"]
+    assert runtime["device"] == "cpu" and runtime["precision"] in ("bf16", "fp32") and runtime["channels_last"] is False
+    assert runtime["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and runtime["torch"] == torch.__version__

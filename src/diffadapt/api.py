@@ -41,7 +41,7 @@ from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.settings import SEED_BOUNDS
+from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, short_repr
 
 
 def _as_output(images: np.ndarray, as_pil: bool) -> np.ndarray | list[Image.Image]:
@@ -208,8 +208,8 @@ def train_adaptation(source: DomainSource, target: DomainSource, method: str, ou
     AdaptConfig fields over the recipe's (epochs, batch_size, lr, ...). Returns one result per seed trained;
     ``resume``: keep the seeds this same run already saved in ``out`` (as ``adapt train --resume``).
     """
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or not len(seeds):
-        raise InputError(f"seeds must be a non-empty sequence of whole numbers, got {seeds!r}")
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or not 1 <= len(seeds) <= MAX_RUN_SEEDS:
+        raise InputError(f"seeds must be a sequence of 1 to {MAX_RUN_SEEDS} whole numbers, got {short_repr(seeds)}")
     seeds = [_seed("seeds", seed) for seed in seeds]
     _flag("progress", progress), _flag("resume", resume)
     source, target, out = _domain("source", source), _domain("target", target), _path("out", out)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from diffadapt.errors import InputError
 
@@ -342,13 +342,29 @@ def write_png(path: str | Path, image: np.ndarray) -> None:
 def save_weights(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str], dtype: torch.dtype | None = None) -> None:
     """A state dict as safetensors (floating tensors cast to ``dtype`` when given), atomically."""
     tensors = {k: (v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()).cpu().contiguous() for k, v in state.items()}
+    blob = _sorted_metadata(save(tensors, metadata=metadata))
     with atomic_path(path) as tmp:
         try:
-            save_file(tensors, str(tmp), metadata=metadata)
-        except Exception as exc:  # noqa: BLE001 - safetensors' own error type has moved between releases
-            if is_no_space(exc) or "i/o error" not in str(exc).lower():
+            tmp.write_bytes(blob)
+        except OSError as exc:
+            if is_no_space(exc) or exc.errno != errno.EIO:
                 raise  # a full disk: atomic_path says so; anything else is not the user's input
-            raise InputError(f"cannot write weights ({type(exc).__name__}: {exc})", path) from None
+            raise InputError(f"cannot write weights ({exc.strerror})", path) from None
+
+
+def _sorted_metadata(blob: bytes) -> bytes:
+    """A safetensors file with its ``__metadata__`` keys in sorted order. safetensors writes them from a hash
+    map whose order changes from process to process, so two runs of one seed gave files that differ in bytes;
+    the header keeps its length (the same keys and values, padded with spaces as safetensors pads it)."""
+    length = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + length])
+    if not isinstance(header.get("__metadata__"), dict):
+        return blob
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > length:
+        return blob  # not the compact form expected; keep safetensors' own bytes
+    return blob[:8] + text.ljust(length, b" ") + blob[8 + length:]
 
 
 # The largest weights we read are the course's face UNet (under 0.5 GiB in float32); a header declaring more

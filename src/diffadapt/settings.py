@@ -38,6 +38,7 @@ def number(default: Any, *, at_least: float | None = None, above: float | None =
 
 
 SEED_BOUNDS = {"at_least": 0, "below": 2**31}  # a seed: a whole number in 0 .. 2^31 - 1
+MAX_RUN_SEEDS = 100  # training runs one command may ask for, one a seed (3,000 seeds ran for days before)
 
 
 def described(default: Any, help: str, *, unique: bool = False, count: tuple[int, int | None] | None = None,  # noqa: A002
@@ -99,7 +100,8 @@ def is_finite_number(value: Any) -> bool:
         return False
 
 
-def _describe(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """repr(value) for an error message, cut to 60 characters (a list of 5,000 values would be a 25 kB line)."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -119,33 +121,33 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
                 return coerce(name, option, value)
             except InputError as exc:
                 errors.append(str(exc))
-        raise InputError(errors[0] if len(errors) == 1 else f"{name}: {_describe(value)} fits none of its allowed types")
+        raise InputError(errors[0] if len(errors) == 1 else f"{name}: {short_repr(value)} fits none of its allowed types")
     if origin is Literal:
         allowed = get_args(annotation)
         if isinstance(value, bool) or value not in allowed or type(value) is not type(allowed[0]):
-            raise InputError(f"{name}: {_describe(value)} is not one of {', '.join(map(str, allowed))}")
+            raise InputError(f"{name}: {short_repr(value)} is not one of {', '.join(map(str, allowed))}")
         return value
     if annotation is bool:
         if not isinstance(value, bool):
-            raise InputError(f"{name}: expected true or false, got {_describe(value)}")
+            raise InputError(f"{name}: expected true or false, got {short_repr(value)}")
         return value
     if annotation is int:
         if not is_whole_number(value):
-            raise InputError(f"{name}: expected a whole number, got {_describe(value)}")
+            raise InputError(f"{name}: expected a whole number, got {short_repr(value)}")
         return int(value)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise InputError(f"{name}: expected a number, got {_describe(value)}")
+            raise InputError(f"{name}: expected a number, got {short_repr(value)}")
         if not is_finite_number(value):
-            raise InputError(f"{name}: must be a finite number, got {_describe(value)}")
+            raise InputError(f"{name}: must be a finite number, got {short_repr(value)}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
-            raise InputError(f"{name}: expected text, got {_describe(value)}")
+            raise InputError(f"{name}: expected text, got {short_repr(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise InputError(f"{name}: expected a list, got {_describe(value)}")
+            raise InputError(f"{name}: expected a list, got {short_repr(value)}")
         item_types = get_args(annotation)
         item = item_types[0] if item_types else Any
         if len(value) > 10_000:
@@ -154,14 +156,14 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
-            raise InputError(f"{name}: expected an object, got {_describe(value)}")
+            raise InputError(f"{name}: expected an object, got {short_repr(value)}")
         return value
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
         if isinstance(value, dict) and issubclass(annotation, Settings):
             return annotation.from_dict(value, section=name)
-        raise InputError(f"{name}: expected an object, got {_describe(value)}")
+        raise InputError(f"{name}: expected an object, got {short_repr(value)}")
     return value
 
 

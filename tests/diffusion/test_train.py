@@ -77,7 +77,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     config = json.loads(config_path.read_text())
     config["kind"] = "diffadapt/digit-judge"
     config_path.write_text(json.dumps(config))
-    with pytest.raises(InputError, match="expected a diffadapt/conditional-ddpm"):
+    with pytest.raises(InputError, match="expected 'diffadapt/conditional-ddpm'"):
         load_checkpoint(tmp_path / "run", DIGITS_KIND)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffadapt.apps.faces.training import FaceRunSettings
+from diffadapt.apps.faces.training import FACE_TRAIN_DEFAULTS, FaceRunSettings
 from diffadapt.cli.common import (
     add_command,
     add_family,
@@ -24,7 +24,7 @@ from diffadapt.diffusion.noise_model import SAMPLING_BATCH_SIZE
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.train import TrainConfig
-from diffadapt.settings import field_default
+from diffadapt.settings import field_default, short_repr
 
 FACE_RUN_SETTINGS = ("size", "limit", "timesteps", "base_channels")
 FACE_TRAIN_SETTINGS = ("steps", "epochs", "time_limit", "batch_size", "lr", "seed", "checkpoint_every", "compile", "compile_mode", "precision")
@@ -80,8 +80,9 @@ def register(families: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     for name in FACE_RUN_SETTINGS:
         add_setting(p, "--" + name.replace("_", "-"), FaceRunSettings, name)
-    for name in FACE_TRAIN_SETTINGS:
-        add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name)
+    for name in FACE_TRAIN_SETTINGS:  # the face runs' own defaults where they differ from TrainConfig's
+        shown = shown_default(FACE_TRAIN_DEFAULTS[name]) if name in FACE_TRAIN_DEFAULTS else None
+        add_setting(p, "--" + name.replace("_", "-"), TrainConfig, name, default_text=shown)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--tensorboard", default=None, metavar="DIR", help="also log the training scalars for TensorBoard (needs the tensorboard extra)")
     p.add_argument("--device", default="auto")
@@ -151,7 +152,7 @@ def run_eta_grid(args: argparse.Namespace) -> int:
     from diffadapt.errors import InputError
 
     if not args.etas or any(not 0 <= e <= 1 for e in args.etas) or len(args.etas) > 16:
-        raise InputError(f"--etas: 1 to 16 values in 0..1, got {args.etas}")
+        raise InputError(f"--etas: 1 to 16 values in 0..1, got {short_repr(args.etas)}")
     f = figure_inputs(args, args.noises)
     path = eta_grid(f.model, f.noises, f.names, f.to_images, Path(args.out_png), etas=args.etas, steps=f.steps, seed=args.seed,
                     title=f"DDIM {f.steps} steps ({f.spacing}), {f.model.name}", spacing=f.spacing)
@@ -164,7 +165,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     from diffadapt.errors import InputError
 
     if not args.alphas or any(not 0 <= a <= 1 for a in args.alphas) or len(args.alphas) > 32:
-        raise InputError(f"--alphas: 1 to 32 values in 0..1, got {args.alphas}")
+        raise InputError(f"--alphas: 1 to 32 values in 0..1, got {short_repr(args.alphas)}")
     f = figure_inputs(args, 2)
     method = args.method if args.method is not None else field_default(SamplerConfig, "method")
     path = interpolation_rows(f.model, f.noises[:1], f.noises[1:2], f.to_images, Path(args.out_png), alphas=args.alphas, steps=f.steps,

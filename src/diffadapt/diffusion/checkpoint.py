@@ -30,6 +30,7 @@ from diffadapt.io import (
     save_weights,
     write_text_atomic,
 )
+from diffadapt.settings import short_repr
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -49,8 +50,8 @@ def save_checkpoint(
     metadata = {"kind": config["kind"], "step": str(config.get("step", 0))}
     save_weights(run_dir / WEIGHTS_FILE, ema_state, metadata, weights_dtype)
     if resume_state is not None:
-        with atomic_path(run_dir / STATE_FILE) as tmp:
-            torch.save(resume_state, tmp)
+        with atomic_path(run_dir / STATE_FILE) as tmp, open(tmp, "wb") as handle:
+            torch.save(resume_state, handle)  # a file object: the archive's inner folder is "archive", not the temporary's random name
     write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=False) + "\n")
 
 
@@ -64,7 +65,7 @@ def load_checkpoint(path: str | Path, expected_kind: str) -> tuple[dict[str, Any
     config = read_run_config(run_dir)
     kind = config.get("kind")
     if kind != expected_kind:
-        raise InputError(f"checkpoint is a {kind or 'unknown'} model, expected a {expected_kind} model", run_dir / CONFIG_FILE)
+        raise InputError(f"checkpoint's kind is {short_repr(kind)}, expected {expected_kind!r}", run_dir / CONFIG_FILE)
     weights, metadata = load_weights(run_dir / WEIGHTS_FILE, expected_weights(config, run_dir / CONFIG_FILE))
     if metadata.get("kind", kind) != kind:
         raise InputError(f"weights are of a {metadata.get('kind')} model but config says {kind}", run_dir / WEIGHTS_FILE)

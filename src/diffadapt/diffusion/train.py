@@ -162,6 +162,11 @@ class Runtime:
     def autocast(self) -> torch.autocast:
         return bf16_autocast(self.device, self.bf16)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record a checkpoint keeps: device kind, precision and layout, the CPU's kernel level, torch."""
+        return {"device": self.device.type, "precision": "bf16" if self.bf16 else "fp32", "channels_last": self.channels_last,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
 
 def runtime_for(config: TrainConfig, device: torch.device) -> Runtime:
     """Precision and layout for ``device``; on CUDA also the TF32 and cuDNN autotuning switches."""
@@ -487,6 +492,9 @@ def train_diffusion(
     run_config = {
         "kind": kind, "model": model_config.to_dict(), "schedule": asdict(schedule_config), "data": asdict(data_info),
         "train": train_config.to_dict(), "total_steps": total_steps, "world_size": world,
+        # What "auto" resolved to in the invocation that wrote this checkpoint: bf16 kernels differ between CPUs
+        # (AMX, AVX512-BF16) and from fp32, so the same seed gives the same weights only where these agree.
+        "runtime": runtime.to_dict(),
     }
     if sampling is not None:
         run_config["sampling"] = sampling

@@ -33,7 +33,7 @@ from diffadapt.io import (
     write_json_atomic,
 )
 from diffadapt.progress import progress_bar
-from diffadapt.settings import SEED_BOUNDS, Settings, is_finite_number, number
+from diffadapt.settings import SEED_BOUNDS, Settings, is_finite_number, number, short_repr
 
 JUDGE_KIND = "diffadapt/digit-judge"
 JUDGE_WEIGHTS = "model.safetensors"
@@ -193,7 +193,7 @@ def load_judge(path: str | Path | None = None) -> LoadedJudge:
     config = read_run_config(run_dir)
     source = run_dir / CONFIG_FILE
     if config.get("kind") != JUDGE_KIND:
-        raise InputError(f"checkpoint is a {config.get('kind', 'unknown')} model, expected a {JUDGE_KIND}", source)
+        raise InputError(f"checkpoint's kind is {short_repr(config.get('kind'))}, expected {JUDGE_KIND!r}", source)
     floors = config.get("floors_by_size", {})
     numbers = [config.get("floor_halves"), *(floors.values() if isinstance(floors, dict) else [None])]
     if not all(is_finite_number(v) and v >= 0 for v in numbers):  # a Fréchet distance is never negative

@@ -35,6 +35,7 @@ from diffadapt.io import (
     save_weights,
     write_json_atomic,
 )
+from diffadapt.settings import short_repr
 from diffadapt.viz.curves import CURVES_FILE, METRICS_FILE, MetricsLog
 
 ADAPT_KIND = "diffadapt/digit-adaptation"
@@ -284,7 +285,7 @@ def read_run_document(folder: Path) -> tuple[dict[str, Any], AdaptConfig]:
     source = folder / CONFIG_FILE
     document = read_run_config(folder)
     if document.get("kind") != ADAPT_KIND:
-        raise InputError(f"checkpoint is a {document.get('kind', 'unknown')} model, expected a {ADAPT_KIND}", source)
+        raise InputError(f"checkpoint's kind is {short_repr(document.get('kind'))}, expected {ADAPT_KIND!r}", source)
     for section in ("config", "source", "target"):
         if not isinstance(document.get(section), dict):
             raise InputError(f"config has no {section!r} object", source)

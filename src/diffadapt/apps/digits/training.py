@@ -12,7 +12,7 @@ import torch
 from diffadapt.data import TensorImages, read_source
 from diffadapt.data.sources import labelled_train
 from diffadapt.diffusion.checkpoint import DIGITS_KIND
-from diffadapt.diffusion.models import DIGIT_SAMPLING_FALLBACK, checkpoint_sampling, load_model
+from diffadapt.diffusion.models import DIGIT_SAMPLING_FALLBACK, check_sampling_fits, checkpoint_sampling, load_model
 from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import (
@@ -139,6 +139,7 @@ def train_digits(
             model_config, schedule_config = start.model_config, start.schedule.config
             init_weights = start.model.state_dict()
             sampling = start.sampling_defaults  # the start's sampler and guidance until the user chooses others
+    check_sampling_fits(sampling, schedule_config)  # before reading the data, which can take a minute
     # A generative model has no use for a val split: it trains on the whole train split.
     train_set = labelled_train(read_source(data_spec, seed=0))
     if not train_set.labelled:

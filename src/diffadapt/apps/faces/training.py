@@ -11,6 +11,7 @@ import torch
 from diffadapt.data.face_images import read_face_images
 from diffadapt.data.memory import TensorImages
 from diffadapt.diffusion.checkpoint import FACES_KIND
+from diffadapt.diffusion.models import check_sampling_fits
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.train import DataInfo, TrainConfig, TrainResult, refuse_resume_overrides, resume_configs, train_diffusion
 from diffadapt.diffusion.unet import UNetConfig
@@ -74,6 +75,7 @@ def train_faces(
         model_config = face_model_config(size, run.base_channels)
         schedule_config = ScheduleConfig(run.timesteps, 1e-4, 0.02)
         train_config = TrainConfig(**{**FACE_TRAIN_DEFAULTS, **(train or {})})
+    check_sampling_fits(None, schedule_config)  # before reading the images, which can take a minute
     images = read_face_images(images_source, size, limit, progress)
     data = TensorImages(nhwc_to_nchw(images), torch.full((len(images),), -1), "faces")
     info = DataInfo(source=str(images_source), domain="faces", channels=3, size=size, num_images=len(data), extra={"limit": limit})

@@ -19,7 +19,7 @@ from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.errors import InputError
 from diffadapt.evaluate.accuracy_score import MAX_SCORE_SEEDS
 from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
-from diffadapt.settings import SEED_BOUNDS, Settings, described, number
+from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, Settings, described, number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,7 +64,7 @@ class AdaptPart(Settings):
     recipe: Recipe = described("matched", "adaptation recipe")
     epochs: int = number(10, at_least=1, at_most=100_000, help="passes over the source's training split")
     batch_size: int = number(128, at_least=2, at_most=1 << 16, help="images per domain per step")
-    seeds: tuple[int, ...] = described((0,), "one run per seed", unique=True, count=(1, None), each=SEED_BOUNDS)
+    seeds: tuple[int, ...] = described((0,), "one run per seed", unique=True, count=(1, MAX_RUN_SEEDS), each=SEED_BOUNDS)
     tsne_per_domain: int = number(500, at_least=10, at_most=100_000, help="val images per domain in the t-SNE")
     runs: tuple[str, ...] = described((), "trained run folders to show instead of training", unique=True)
 
