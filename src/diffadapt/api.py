@@ -205,7 +205,9 @@ def train_adaptation(source: DomainSource, target: DomainSource, method: str, ou
 
     A domain is a source spec (a path in any supported format or an embedded domain's name) or images in
     memory: a :class:`~diffadapt.data.DigitSet` or ``{split: DigitSet}`` (see :func:`digits`). ``settings`` are
-    AdaptConfig fields over the recipe's (epochs, batch_size, lr, ...). Returns one result per seed trained;
+    AdaptConfig fields over the recipe's (epochs, batch_size, lr, ...). ``recipe`` is ``matched`` here unless given
+    (better than ``report`` on every pair measured, and what the shipped models use), while ``adapt train`` and
+    AdaptConfig default to ``report``, the founding report's settings. Returns one result per seed trained;
     ``resume``: keep the seeds this same run already saved in ``out`` (as ``adapt train --resume``).
     """
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)) or not 1 <= len(seeds) <= MAX_RUN_SEEDS:

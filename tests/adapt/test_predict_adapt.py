@@ -113,6 +113,7 @@ def test_save_adapted_keeps_a_run_folder_that_predicts_the_same(run_cli, trained
     assert code == 0, err and "adapted model kept in" in out
     document = json.loads((tmp_path / "kept" / "seed0" / "config.json").read_text())
     assert document["adapted_from"]["method"] == "shot" and document["results"]["target_val_accuracy"] is None
+    assert document["adapted_from"]["checkpoint_seed"] == 0 and document["target"]["spec"] == str(folder)
     code, _, err = run_cli("adapt", "predict", folder, tmp_path / "b.csv", "--ckpt", tmp_path / "kept", "--normalise", "folder")
     assert code == 0, err
     assert read_predictions(tmp_path / "a.csv") == read_predictions(tmp_path / "b.csv")

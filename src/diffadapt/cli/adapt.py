@@ -7,7 +7,7 @@ from pathlib import Path
 
 from diffadapt.adapt.config import AdaptConfig, FolderAdaptConfig
 from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device, seed_number, whole_number
-from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS
+from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, field_default
 
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
@@ -83,7 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
         overrides["selection"] = "target-val-oracle"
     if args.no_cuda_graphs:
         overrides["cuda_graphs"] = False
-    config = preset(args.recipe or "report", args.method, **overrides)
+    config = preset(args.recipe or field_default(AdaptConfig, "recipe"), args.method, **overrides)
     low, below = SEED_BOUNDS["at_least"], SEED_BOUNDS["below"]
     if not 1 <= len(args.seeds) <= MAX_RUN_SEEDS or any(not low <= s < below for s in args.seeds):
         shown = args.seeds if len(args.seeds) <= 10 else f"{len(args.seeds)} seeds"

@@ -191,7 +191,7 @@ def predict_folder(
     result = predict_images(run, data, normalisation, adapt, adapt_source, device, progress)
     saved_run = None
     if adapt is not None and save_adapted is not None and result.source is not None:
-        saved_run = _save_adapted(Path(save_adapted), run, adapt, result, data, digits.domain, device)
+        saved_run = _save_adapted(Path(save_adapted), run, adapt, result, data, Path(image_dir), digits.domain, device)
     labels = result.logits.argmax(1)
     estimated = result.calibration.estimate(result.logits)
     balancing = adapt is not None and adapt.method in BALANCING_METHODS
@@ -223,16 +223,17 @@ def _balanced_note(calibration: Calibration, balancing: bool) -> str:
     return "confidence optimal transport (Lu et al., 2023) of the softmax to one-hot labels in the source val label shares"
 
 
-def _save_adapted(out: Path, run: LoadedRun, adapt: FolderAdaptConfig, result: FolderPrediction, data: TensorImages, domain: str,
-                  device: torch.device) -> Path:
+def _save_adapted(out: Path, run: LoadedRun, adapt: FolderAdaptConfig, result: FolderPrediction, data: TensorImages, folder: Path,
+                  domain: str, device: torch.device) -> Path:
     """The adapted model as a normal run folder ``out/seed{S}/`` (loadable by --ckpt; not by adapt tsne, which
     would need the folder's images again); its target section is the folder, whose val split is the folder
-    itself, unlabelled (no accuracy is recorded)."""
+    itself, unlabelled (no accuracy is recorded). Its config's seed is the adaptation's (the folder's name);
+    ``adapted_from`` keeps the run it started from, with that run's own seed."""
     source = result.source
-    folder_domain = DomainData("the adapted folder", domain, data, data)
+    folder_domain = DomainData(str(folder), domain, data, data)
     summary = AdaptResult(result.model, result.source_stats, result.stats, float("nan"), float("nan"),
                           steps=adapt.steps, train_seconds=result.adapt_seconds)
     target_run = out / f"seed{adapt.seed}"
     save_run(target_run, replace(run.config, seed=adapt.seed), source, folder_domain, summary, device.type, result.calibration,
-             adapted_from={"checkpoint": str(run.path), **asdict(adapt)})
+             adapted_from={"checkpoint": str(run.path), "checkpoint_seed": run.config.seed, **asdict(adapt)})
     return target_run
