@@ -570,3 +570,70 @@ def test_a_digit_run_records_what_auto_resolved_to(one_step_run):
     runtime = json.loads((one_step_run / "config.json").read_text())["runtime"]
     assert runtime["device"] == "cpu" and runtime["precision"] in ("bf16", "fp32") and runtime["channels_last"] is False
     assert runtime["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and runtime["torch"] == torch.__version__
+
+
+def test_stopping_and_resuming_writes_the_metrics_of_one_run(run_cli, tmp_path):
+    # metrics.csv gained a row at the stop and the next row averaged fewer steps (0.99582 against 1.00197).
+    args = ["--steps", "6", "--log-every", "4", "--no-progress", *TINY_TRAIN]
+    assert run_cli("digits", "train", "--out", tmp_path / "one", *args)[0] == 0
+    assert run_cli("digits", "train", "--out", tmp_path / "two", *args, "--stop-after", "3")[0] == 0
+    code, _, err = run_cli("digits", "train", "--out", tmp_path / "two", "--resume", "--no-progress")
+    assert code == 0, err
+
+    def rows(run):
+        lines = (run / "metrics.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        return [{k: v for k, v in zip(header, line.split(",")) if k != "images_per_s"} for line in lines[1:]]
+
+    assert rows(tmp_path / "two") == rows(tmp_path / "one") and [r["step"] for r in rows(tmp_path / "one")] == ["4", "6"]
+    assert (tmp_path / "two" / "model.safetensors").read_bytes() == (tmp_path / "one" / "model.safetensors").read_bytes()
+
+
+def test_an_edited_log_window_is_refused_on_resume(run_cli, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("digits", "train", "--out", out, "--steps", "6", "--log-every", "4", "--stop-after", "3", "--no-progress", *TINY_TRAIN)[0] == 0
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["log_window"]["loss_count"] == 3 and state["log_window"]["loss_sum"] > 0
+    state["log_window"] = {"loss_sum": float("nan"), "loss_count": 3}
+    torch.save(state, out / "state.pt")
+    code, _, err = run_cli("digits", "train", "--out", out, "--resume", "--no-progress")
+    assert code == 2 and "log_window" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_folder_filled_while_a_command_ran_is_not_replaced(tmp_path):
+    # atomic_dir checked the output only at the start: a folder made meanwhile (a second command on the same
+    # path) was replaced at the end without --overwrite, and its files were lost.
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="was filled by something else while this command ran"):
+        with atomic_dir(out) as tmp:
+            (tmp / "mine.txt").write_text("mine")
+            out.mkdir()
+            (out / "precious.txt").write_text("precious")
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with atomic_dir(out, overwrite=True) as tmp:  # asked for: replaced
+        (tmp / "mine.txt").write_text("mine")
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+
+
+def test_overwrite_never_deletes_what_the_command_reads(run_cli, tmp_path):
+    # `report --config cf/r.toml --out cf --overwrite` deleted the config; `digits generate gp --ckpt gp/m
+    # --overwrite` the checkpoint.
+    folder = tmp_path / "cf"
+    folder.mkdir()
+    (folder / "r.toml").write_text('parts = ["data"]\n')
+    code, _, err = run_cli("report", "--config", folder / "r.toml", "--out", folder, "--overwrite")
+    assert code == 2 and "--out would overwrite or change the input" in err, err
+    assert (folder / "r.toml").is_file()
+    code, _, err = run_cli("digits", "export", tmp_path / "gp" / "m")
+    assert code == 0, err
+    code, _, err = run_cli("digits", "generate", tmp_path / "gp", "--ckpt", tmp_path / "gp" / "m", "--overwrite", "--per-class", "1", "--steps", "2")
+    assert code == 2 and "the output folder would overwrite or change the input" in err, err
+    code, _, err = run_cli("digits", "export", tmp_path / "gp", "--ckpt", tmp_path / "gp" / "m", "--overwrite")
+    assert code == 2 and "would overwrite or change the input" in err, err
+    assert (tmp_path / "gp" / "m" / "model_index.json").is_file()
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    torch.save(torch.randn(1, 3, 64, 64), noise / "00.pt")
+    code, _, err = run_cli("faces", "generate", noise, noise, "--unet", tmp_path / "missing.pt", "--overwrite")
+    assert code == 2 and "would overwrite or change the input" in err, err
+    assert (noise / "00.pt").is_file()

@@ -12,6 +12,7 @@ with ``as_pil=True``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ from diffadapt.diffusion.train import TrainConfig
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
 from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, short_repr
+
+MAX_GENERATED = 100_000  # images one generate() call returns (235 MB of uint8 at 28x28 RGB)
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # a domain names folders and table rows: no path, no control characters
 
 
 def _as_output(images: np.ndarray, as_pil: bool) -> np.ndarray | list[Image.Image]:
@@ -130,7 +134,9 @@ class DigitModel:
         classes = [_whole_number("digits", d, 0, NUM_CLASSES - 1) for d in ([digits] if single else list(digits))]
         if not classes:
             raise InputError("digits must name at least one digit, got an empty sequence")
-        n = _whole_number("n", n, 1, 100_000)
+        n = _whole_number("n", n, 1, MAX_GENERATED)
+        if len(classes) * n > MAX_GENERATED:
+            raise InputError(f"len(digits) * n must be at most {MAX_GENERATED:,} images, got {len(classes):,} * {n:,}")
         seed = _seed("seed", seed)
         check_interval_within(guidance_interval, self.loaded.schedule)
         sampler, guided = self.loaded.sampling(SamplingSettings(method=method, steps=steps, eta=eta, spacing=spacing, guidance=guidance,
@@ -163,6 +169,7 @@ def train_digits(out: str | Path, data: str | Path = "mnistm", device: str = "au
     sets the starting values under ``settings``.
     """
     out, data, init_from = _path("out", out), _path("data", data), _path("init_from", init_from, optional=True)
+    _flag("progress", progress)
     groups: dict[str, dict[str, Any]] = {"train": {}, "schedule": {}, "model": {}}
     for key, value in settings.items():
         owner = next((name for name, cls in (("train", TrainConfig), ("schedule", ScheduleConfig), ("model", UNetConfig))
@@ -185,10 +192,17 @@ class FaceModel:
                as_pil: bool = False) -> np.ndarray | list[Image.Image]:
         """Images from the given noise (N, 3, H, W) or (3, H, W) float: the graded rule (per-image min-max to
         [0, 255]), (N, H, W, 3) uint8. steps / eta / method: None is the graded setting (``course_sampler``)."""
-        noise = torch.as_tensor(noise, dtype=torch.float32)
+        seed, as_pil = _seed("seed", seed), _flag("as_pil", as_pil)
+        try:
+            if isinstance(noise, (str, bytes)) or noise is None or torch.as_tensor(noise).is_complex():
+                raise TypeError
+            noise = torch.as_tensor(noise, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"noise must be a real tensor or array (N, C, H, W) or (C, H, W), got {short_repr(noise)}") from None
         noise = noise[None] if noise.ndim == 3 else noise
-        if noise.ndim != 4 or not bool(torch.isfinite(noise).all()):
-            raise InputError(f"noise must be finite (N, C, H, W) or (C, H, W), got shape {tuple(noise.shape)}")
+        if noise.ndim != 4 or len(noise) == 0 or not bool(torch.isfinite(noise).all()):
+            raise InputError(f"noise must be finite (N, C, H, W) with N >= 1, or (C, H, W), got shape {tuple(noise.shape)}")
+        self.model.check_noise(noise, "noise")
         raw = sample_batched(self.model, noise, course_sampler(self.model, SamplingSettings(method=method, steps=steps, eta=eta)), seed=seed, progress=False)
         return _as_output(to_graded_images(raw), as_pil)
 
@@ -222,15 +236,20 @@ def train_adaptation(source: DomainSource, target: DomainSource, method: str, ou
 
 def digits(images: np.ndarray, labels: np.ndarray | None = None, domain: str = "images") -> DigitSet:
     """Images in memory as a domain: (N, H, W) or (N, H, W, 1|3) uint8, labels (N,) in 0..9 (None: unlabelled)."""
-    images = np.asarray(images)
+    if not isinstance(domain, str) or not DOMAIN_NAME.fullmatch(domain):
+        raise InputError(f"domain must be a name of 1 to 64 letters, digits, '_', '-' or '.' (not starting with '.'), got {short_repr(domain)}")
+    try:
+        images = np.asarray(images)
+        labels = None if labels is None else np.asarray(labels)
+    except (TypeError, ValueError):  # a ragged list
+        raise InputError("images and labels must be arrays (N, H, W[, C]) and (N,) of one shape each") from None
     if images.ndim == 3:
         images = images[:, :, :, None]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3) or 0 in images.shape[:3]:
         raise InputError(f"images must be (N, H, W) or (N, H, W, 1|3) uint8, got {images.shape} {images.dtype}")
     if labels is None:
-        labels = np.full(len(images), -1)
-    labels = np.asarray(labels)
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or ((labels < -1) | (labels >= NUM_CLASSES)).any():
+        labels = np.full(len(images), -1)  # unlabelled
+    elif labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or ((labels < 0) | (labels >= NUM_CLASSES)).any():
         raise InputError(f"labels must be (N,) whole numbers in 0..9, got {labels.shape} {labels.dtype}")
     return DigitSet(np.ascontiguousarray(images), labels.astype(np.int64), domain)
 

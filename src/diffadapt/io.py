@@ -299,7 +299,17 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, DIR_MODE)
-        if path.is_dir():
+        if not overwrite:
+            # Checked again at the end, by the rename itself (which fails onto a folder that is not empty): a folder
+            # that appeared or filled while the command ran (a second command on the same path) is not ours to replace.
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise
+                raise InputError("was filled by something else while this command ran; it is left as it is and this "
+                                 "command's output was not kept (pass --overwrite to replace it)", path) from None
+        elif path.is_dir():
             old = Path(tempfile.mkdtemp(prefix=_temporary_name(path), suffix=TMP_SUFFIX, dir=path.parent))
             try:
                 os.replace(path, old / "x")

@@ -122,11 +122,13 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     from diffadapt.diffusion.noise_model import sample_batched
     from diffadapt.errors import InputError
-    from diffadapt.io import atomic_dir, write_png
+    from diffadapt.io import atomic_dir, check_not_an_input, write_png
 
     device = pick_device(args.device)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # --overwrite would delete what the command reads along with the folder
+    check_not_an_input(args.out_dir, [p for p in (args.noise_dir, args.unet, args.gt) if p], "the output folder")
     names, noises = load_noise_dir(args.noise_dir)
     gt_paths = ground_truth_paths(args.gt, names) if args.gt else None
     model = load_face_model(args.unet, device, args.precision)

@@ -54,11 +54,19 @@ class NoiseModel:
 
         return eps
 
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images it denoises: the input of its first convolution (every UNet here starts with one)."""
+        first = next(m for m in self.module.modules() if isinstance(m, torch.nn.Conv2d))
+        return first.in_channels
+
     def check_noise(self, noise: torch.Tensor, source: str | Path | None = None) -> None:
         """Noise (N, C, H, W) this network can denoise: sides multiples of its halvings and at most
         ``MAX_SIZE_FACTOR`` times its training size: attention over all positions can need memory that grows
         with the fourth power of the side, and a network says nothing meaningful far beyond its training size."""
         h, w = noise.shape[-2:]
+        if noise.shape[-3] != self.in_channels:
+            raise InputError(f"noise has {noise.shape[-3]} channels; {self.name} denoises {self.in_channels}-channel images", source)
         if h < self.size_multiple or h % self.size_multiple or w % self.size_multiple:
             raise InputError(f"noise of size {h}x{w} does not fit {self.name}: sides must be multiples of {self.size_multiple}", source)
         if self.trained_size and max(h, w) > MAX_SIZE_FACTOR * self.trained_size:

@@ -248,6 +248,10 @@ class TrainState:
         self.tick, self.window_images = now, 0
         return self.last_loss, rate
 
+    def open_window(self) -> tuple[float, int]:
+        """(loss sum, steps) of the window not yet logged; a host sync, for checkpoints only."""
+        return float(self.loss_sum), self.loss_count
+
     def restart_clock(self, discard_window: bool = False) -> None:
         """Time from now on counts as training; ``discard_window`` also forgets the window's images (after
         a compiling first step, whose time is compilation, not training)."""
@@ -275,7 +279,9 @@ class Checkpointer:
         self.world = world
 
     def save(self, step: int, loss: float, model: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer,
-             noise_generator: torch.Generator, metrics: MetricsLog) -> None:
+             noise_generator: torch.Generator, metrics: MetricsLog, window: tuple[float, int] = (0.0, 0)) -> None:
+        """``window``: (loss sum, steps) of the log window still open, which a resumed run goes on with, so that
+        stopping and resuming writes the same metrics.csv as one run."""
         noise_states = [noise_generator.get_state()]
         if self.world > 1:
             gathered: list[Any] = [None] * self.world
@@ -293,6 +299,7 @@ class Checkpointer:
             "ema": {k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "noise_generator": noise_states,
+            "log_window": {"loss_sum": float(window[0]), "loss_count": int(window[1])},
         }
         config = {**self.run_config, "step": step, "loss": loss if math.isfinite(loss) else None}
         if (self.run_dir / CONFIG_FILE).exists():  # an earlier checkpoint stands until this one is complete
@@ -364,6 +371,15 @@ def restore_resume_state(state: Any, model: nn.Module, ema: nn.Module, optimizer
                 if key in ("exp_avg_sq", "step") and bool((value < 0).any()):
                     raise InputError(f"resume state's optimizer {key} is negative, which AdamW never makes", source)
     return step
+
+
+def resume_window(state: dict[str, Any], log_every: int, source: Path) -> tuple[float, int]:
+    """The open log window a resume state carries (loss sum, steps); none in states written before it was kept."""
+    window = state.get("log_window", {"loss_sum": 0.0, "loss_count": 0})
+    total, count = (window.get("loss_sum"), window.get("loss_count")) if isinstance(window, dict) else (None, None)
+    if not is_whole_number(count) or not 0 <= count < log_every or not is_finite_number(total) or total < 0 or (count == 0 and total != 0):
+        raise InputError(f"resume state's log_window must hold a loss sum >= 0 over 0..{log_every - 1} steps", source)
+    return float(total), int(count)
 
 
 def check_adam_group(group: dict[str, Any], source: Path) -> None:
@@ -475,9 +491,11 @@ def train_diffusion(
     # One noise stream for the global batch, the same on every rank (see epsilon_loss's shard).
     noise_generator = torch.Generator(device=device).manual_seed(train_config.seed * 7919)
     metrics = MetricsLog(["step", "epoch", "loss", "lr", "images_per_s"], title="diffusion training", tensorboard=tensorboard if rank == 0 else None)
-    start_step = 0
+    start_step, window = 0, (0.0, 0)
     if resume:
-        start_step = restore_resume_state(load_resume_state(run_dir), model, ema, optimizer, noise_generator, rank, run_dir / STATE_FILE)
+        resume_state = load_resume_state(run_dir)
+        start_step = restore_resume_state(resume_state, model, ema, optimizer, noise_generator, rank, run_dir / STATE_FILE)
+        window = resume_window(resume_state, train_config.log_every, run_dir / STATE_FILE)
         metrics.load(run_dir, until_step=start_step)
         if start_step >= total_steps:
             raise InputError(f"run is already at step {start_step} of {total_steps}; nothing to resume", run_dir)
@@ -527,7 +545,7 @@ def train_diffusion(
     bar = progress_bar(total_steps, f"training ({progress_note})" if progress_note else "training", "step", enabled=progress and rank == 0, leave=True)
     bar.update(start_step)
     end_step = min(total_steps, start_step + stop_after) if stop_after > 0 else total_steps
-    state = TrainState(step=start_step, loss_sum=torch.zeros((), device=device), tick=time.perf_counter())
+    state = TrainState(step=start_step, loss_sum=torch.full((), window[0], device=device), tick=time.perf_counter(), loss_count=window[1])
 
     def log_window() -> None:
         loss, rate = state.close_window()
@@ -559,14 +577,17 @@ def train_diffusion(
                     dist.broadcast(stop_flag, 0)
                 stop = bool(stop_flag.item())
         if train_config.checkpoint_every > 0 and step % train_config.checkpoint_every == 0 and step < end_step and not stop:
-            checkpointer.save(step, state.last_loss, model, ema, optimizer, noise_generator, metrics)
+            checkpointer.save(step, state.last_loss, model, ema, optimizer, noise_generator, metrics, state.open_window())
             state.restart_clock()  # writing is not training
         if step >= end_step or stop:
             break
-    if state.loss_count:
+    if state.loss_count and (state.step >= total_steps or stop):
         log_window()
+    elif state.loss_count:  # stopped by --stop-after: the window stays open for the resumed run (see Checkpointer.save)
+        total, count = state.open_window()
+        state.last_loss = total / count
     bar.close()
-    checkpointer.save(state.step, state.last_loss, model, ema, optimizer, noise_generator, metrics)
+    checkpointer.save(state.step, state.last_loss, model, ema, optimizer, noise_generator, metrics, state.open_window())
     if rank == 0:
         metrics.plot(run_dir / "curves.png", x="step", series=("loss", "lr", "images_per_s"))
     metrics.close()

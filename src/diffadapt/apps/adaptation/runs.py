@@ -84,12 +84,14 @@ def _read_splits(spec: DomainSource) -> tuple[DigitSet, DigitSet]:
         splits = spec
     else:
         splits = read_source(spec)
-    train, val = train_val(splits, seed=0, source=spec if isinstance(spec, (str, Path)) else None)
+    named = spec if isinstance(spec, (str, Path)) else None
+    where = named if named is not None else f"the images in memory (domain {next(iter(splits.values())).domain if splits else '?'})"
+    train, val = train_val(splits, seed=0, source=named)
     if len(train) == 0 or len(val) == 0:
         raise InputError(f"too few labelled images for a train / val split ({len(train)} / {len(val)}); "
-                         "adaptation holds out a fifth of each class for val", spec)
+                         "adaptation holds out a fifth of each class for val", where)
     if not train.labelled or not val.labelled:
-        raise InputError("domain adaptation needs labelled domains (a target's labels are used for reporting only)", spec)
+        raise InputError("domain adaptation needs labelled domains (a target's labels are used for reporting only)", where)
     return train, val
 
 

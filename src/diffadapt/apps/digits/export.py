@@ -26,7 +26,7 @@ from diffadapt.diffusion.models import checkpoint_sampling, default_digits_check
 from diffadapt.diffusion.schedule import ScheduleConfig
 from diffadapt.diffusion.unet import UNetConfig
 from diffadapt.errors import InputError
-from diffadapt.io import CONFIG_FILE, atomic_dir, save_weights, write_json_atomic
+from diffadapt.io import CONFIG_FILE, atomic_dir, check_not_an_input, save_weights, write_json_atomic
 
 
 def storage_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
@@ -46,6 +46,7 @@ def export_diffusers(ckpt: str | Path | None, out: str | Path, overwrite: bool =
     is a non-empty folder without ``overwrite``.
     """
     path = Path(ckpt) if ckpt is not None else default_digits_checkpoint()
+    check_not_an_input(out, [path], "the output folder")  # --overwrite would delete the checkpoint with the folder
     config, weights = load_checkpoint(path, DIGITS_KIND)
     source = (path if path.is_dir() else path.parent) / CONFIG_FILE
     for section in ("model", "schedule"):

@@ -13,7 +13,7 @@ from diffadapt.diffusion.models import LoadedModel
 from diffadapt.diffusion.noise_model import sample_batched
 from diffadapt.diffusion.sampler import SamplerConfig, initial_noise
 from diffadapt.images import model_to_nhwc
-from diffadapt.io import atomic_dir, write_png
+from diffadapt.io import atomic_dir, check_not_an_input, write_png
 
 NUM_DIGITS = 10
 GENERATION_BATCH_SIZE = 100  # images per forward pass; results do not depend on it. Larger batches run slower on the CPU (cache)
@@ -71,6 +71,8 @@ def generate_graded(loaded: LoadedModel, out_dir: Path, per_class: int, sampler:
                     batch_size: int = GENERATION_BATCH_SIZE, overwrite: bool = False, progress: bool = True) -> int:
     """Write ``{digit}_{index:03d}.png`` for ``per_class`` images of each digit, atomically; returns the network
     evaluations each image cost."""
+    if loaded.model_file is not None:  # --overwrite would delete the checkpoint with the folder
+        check_not_an_input(out_dir, [loaded.model_file.parent], "the output folder")
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:  # checked before the work, removed if it fails
         images, _ = generate_images(loaded, per_class, sampler, guidance, seed, batch_size, progress)
         for name, image in zip(graded_names(per_class), images):

@@ -19,7 +19,7 @@ from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.errors import InputError
 from diffadapt.evaluate.accuracy_score import MAX_SCORE_SEEDS
 from diffadapt.io import MAX_CONFIG_BYTES, SHIPPED, decode_utf8, read_bytes_limited
-from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, Settings, described, number
+from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, Settings, described, number, short_repr
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,6 +80,11 @@ class ReportConfig(Settings):
     parts: tuple[Part, ...] = described(("data", "digits", "ddim", "adapt"), "parts to run, in order", unique=True, count=(1, None))
     data_sources: tuple[str, ...] = described((), "sources shown in the data part; empty: the adaptation source and targets",
                                                 unique=True)
+
+    def validate(self) -> None:
+        # The title goes into the page's <title> and <h1>: HTML is escaped there, control characters would be sent raw.
+        if any(ord(c) < 32 or ord(c) == 127 for c in self.title):
+            raise InputError(f"title: must not hold control characters, got {short_repr(self.title)}")
 
 
 def load_report_config(path: str | Path) -> ReportConfig:

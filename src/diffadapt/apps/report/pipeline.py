@@ -45,12 +45,23 @@ from diffadapt.errors import InputError
 from diffadapt.evaluate.judge import load_judge
 from diffadapt.evaluate.lenet import load_course_classifier
 from diffadapt.images import nhwc_to_nchw
-from diffadapt.io import SHIPPED, atomic_dir, write_text_atomic
+from diffadapt.io import SHIPPED, atomic_dir, check_not_an_input, write_text_atomic
 from diffadapt.viz.curves import CURVES_FILE
 
 
-def check_inputs(config: ReportConfig) -> None:
-    """Fail before any work when a named file is missing, so a long report never dies half-way."""
+def read_paths(config: ReportConfig) -> list[str]:
+    """Every file or folder the report reads (names of embedded domains and the shipped models are not paths)."""
+    named = [config.digits.ckpt, config.digits.classifier, config.digits.judge, config.ddim.ckpt, config.ddim.unet,
+             config.ddim.noise_dir, config.ddim.gt_dir, *config.adapt.runs, config.adapt.source, *config.adapt.targets,
+             *config.data_sources]
+    return [value for value in named if value and value != SHIPPED]
+
+
+def check_inputs(config: ReportConfig, out: str | Path | None = None) -> None:
+    """Fail before any work when a named file is missing, so a long report never dies half-way, or when the
+    output folder is, holds or lies inside one (``--overwrite`` would delete it)."""
+    if out is not None:
+        check_not_an_input(out, read_paths(config), "the report's output folder")
     named = [
         ("digits.ckpt", config.digits.ckpt, SHIPPED), ("digits.classifier", config.digits.classifier, ""),
         ("digits.judge", config.digits.judge, SHIPPED), ("ddim.ckpt", config.ddim.ckpt, SHIPPED),
@@ -208,7 +219,7 @@ def build_report(config: ReportConfig, out: str | Path, overwrite: bool = False,
 
     ``log`` gets one line per stage ("stage k of n: ...") with the time so far and an estimate of the rest.
     """
-    check_inputs(config)
+    check_inputs(config, out)
     device = pick_device(config.device)
     out = Path(out)
     results: dict[str, Any] = {"title": config.title, "device": device.type, "seed": config.seed, "config": asdict(config)}
