@@ -637,3 +637,12 @@ def test_overwrite_never_deletes_what_the_command_reads(run_cli, tmp_path):
     code, _, err = run_cli("faces", "generate", noise, noise, "--unet", tmp_path / "missing.pt", "--overwrite")
     assert code == 2 and "would overwrite or change the input" in err, err
     assert (noise / "00.pt").is_file()
+
+
+def test_a_report_names_a_missing_domain_before_any_part_runs(run_cli, tmp_path):
+    # a bad adapt.source / targets / data_sources failed only when its part started, after the parts before it.
+    config = tmp_path / "r.toml"
+    config.write_text('parts = ["digits", "adapt"]\n[adapt]\ntargets = ["usps", "nowhere.npz"]\n')
+    code, out, err = run_cli("report", "--config", config, "--out", tmp_path / "out")
+    assert code == 2 and err.startswith("error: adapt.targets: nowhere.npz: no such file or folder"), err
+    assert "stage" not in out and not (tmp_path / "out").exists()

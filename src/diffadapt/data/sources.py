@@ -17,19 +17,30 @@ from diffadapt.data.types import DigitSet, concat, stratified_split
 from diffadapt.errors import InputError
 
 
+def _source_path(text: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~nosuchuser/...": no home folder to expand to, so the text is taken as written
+        return Path(text)
+
+
+def check_source_exists(spec: str | Path) -> None:
+    """The first check :func:`read_source` makes, without reading anything: ``spec`` is an existing path or an
+    embedded domain's name (for commands that read their sources late and should fail early)."""
+    text = str(spec)
+    if not text.startswith("embedded:") and text not in EMBEDDED_DOMAINS and not _source_path(text).exists():
+        raise InputError(f"no such file or folder, and not an embedded domain ({', '.join(EMBEDDED_DOMAINS)})", _source_path(text))
+
+
 def read_source(spec: str | Path, seed: int = 0, progress: bool = True) -> dict[str, DigitSet]:
     """Read any supported source into ``{split: DigitSet}`` (splits among train, val, test, extra, unlabelled)."""
     text = str(spec)
     if text.startswith("embedded:"):
         return load_embedded(text.split(":", 1)[1], seed)
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:  # "~nosuchuser/...": no home folder to expand to, so the text is taken as written
-        path = Path(text)
+    path = _source_path(text)
     if not path.exists():
-        if text in EMBEDDED_DOMAINS:
-            return load_embedded(text, seed)
-        raise InputError(f"no such file or folder, and not an embedded domain ({', '.join(EMBEDDED_DOMAINS)})", path)
+        check_source_exists(text)
+        return load_embedded(text, seed)
     domain = guess_domain(path)
     if path.is_file():
         return _read_file(path, domain)

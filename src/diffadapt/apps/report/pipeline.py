@@ -37,6 +37,7 @@ from diffadapt.apps.report.html import render_page
 from diffadapt.data import read_source
 from diffadapt.data.domains import folder_name
 from diffadapt.data.prepare import describe
+from diffadapt.data.sources import check_source_exists
 from diffadapt.device import pick_device
 from diffadapt.diffusion.models import load_model
 from diffadapt.diffusion.noise_model import sample_batched
@@ -70,6 +71,18 @@ def check_inputs(config: ReportConfig, out: str | Path | None = None) -> None:
     for key, value, unset in named:
         if value != unset and not Path(value).exists():
             raise InputError(f"{key} names a path that does not exist", value)
+    # The domains the parts will read (the data part shows the adaptation's when data_sources is empty), checked
+    # now: a bad one would otherwise fail only when its part starts, after the minutes of the parts before it.
+    domains: list[tuple[str, str]] = []
+    if "adapt" in config.parts or ("data" in config.parts and not config.data_sources):
+        domains += [("adapt.source", config.adapt.source), *(("adapt.targets", target) for target in config.adapt.targets)]
+    if "data" in config.parts:
+        domains += [("data_sources", source) for source in config.data_sources]
+    for key, spec in domains:
+        try:
+            check_source_exists(spec)
+        except InputError as exc:
+            raise InputError(f"{key}: {exc}") from None
     if config.ddim.unet and not config.ddim.noise_dir:
         raise InputError("ddim.unet needs ddim.noise_dir")
     if "digits" in config.parts:
