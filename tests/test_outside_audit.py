@@ -646,3 +646,10 @@ def test_a_report_names_a_missing_domain_before_any_part_runs(run_cli, tmp_path)
     code, out, err = run_cli("report", "--config", config, "--out", tmp_path / "out")
     assert code == 2 and err.startswith("error: adapt.targets: nowhere.npz: no such file or folder"), err
     assert "stage" not in out and not (tmp_path / "out").exists()
+
+
+def test_an_output_may_still_be_a_new_folder_inside_a_checkpoint(run_cli, tmp_path):
+    code, _, err = run_cli("digits", "export", tmp_path / "m")
+    assert code == 0, err
+    code, _, err = run_cli("digits", "generate", tmp_path / "m" / "samples", "--ckpt", tmp_path / "m", "--per-class", "1", "--steps", "2")
+    assert code == 0 and len(list((tmp_path / "m" / "samples").glob("*.png"))) == 10, err

@@ -244,13 +244,14 @@ def overlaps(a: str | Path, b: str | Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
-def check_not_an_input(output: str | Path, inputs: list[str | Path], option: str, read_suffixes: set[str] | None = None) -> None:
+def check_not_an_input(output: str | Path, inputs: list[str | Path], option: str, read_suffixes: set[str] | None = None,
+                       may_lie_inside: bool = False) -> None:
     """Refuse, before any work, an output that would overwrite or change what the command reads.
 
-    ``read_suffixes`` None (a folder output): the output may not be an input, hold one or lie inside one.
-    Otherwise (a file output): it may not be an input, and may lie inside an input folder only if its suffix is
-    not one the command reads there (a CSV beside the images is fine, a ``.png`` among them is not). Inputs that
-    are not paths here (an embedded domain's name) are skipped."""
+    The output may never be an input or hold one (``--overwrite`` would delete it). Lying inside an input folder
+    is refused too, unless ``may_lie_inside`` (the command reads named files there, which a new subfolder does
+    not change) or, for a file output, its suffix is not in ``read_suffixes`` (a CSV beside the images is fine,
+    a ``.png`` among them is not). Inputs that are not paths here (an embedded domain's name) are skipped."""
     target = Path(output).resolve()
     for source in inputs:
         path = Path(source)
@@ -258,7 +259,8 @@ def check_not_an_input(output: str | Path, inputs: list[str | Path], option: str
             continue
         path = path.resolve()
         inside = path in target.parents
-        if target == path or target in path.parents or (inside and (read_suffixes is None or target.suffix.lower() in read_suffixes)):
+        if target == path or target in path.parents or (
+                inside and not may_lie_inside and (read_suffixes is None or target.suffix.lower() in read_suffixes)):
             raise InputError(f"{option} would overwrite or change the input {source}; write elsewhere", output)
 
 

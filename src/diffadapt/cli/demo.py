@@ -63,7 +63,7 @@ def run_report(args: argparse.Namespace) -> int:
     from diffadapt.apps.report.pipeline import build_report
     from diffadapt.io import check_not_an_input
 
-    check_not_an_input(args.out, [args.config], "--out")  # --overwrite would delete the config with the folder
+    check_not_an_input(args.out, [args.config], "--out", may_lie_inside=True)  # --overwrite would delete the config with the folder
     index = build_report(load_report_config(args.config), args.out, overwrite=args.overwrite, log=lambda line: print(line, flush=True))
     summarise(index, index.parent / "report.json")
     return 0

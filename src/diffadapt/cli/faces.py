@@ -128,7 +128,7 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     # --overwrite would delete what the command reads along with the folder
-    check_not_an_input(args.out_dir, [p for p in (args.noise_dir, args.unet, args.gt) if p], "the output folder")
+    check_not_an_input(args.out_dir, [p for p in (args.noise_dir, args.unet, args.gt) if p], "the output folder", may_lie_inside=True)
     names, noises = load_noise_dir(args.noise_dir)
     gt_paths = ground_truth_paths(args.gt, names) if args.gt else None
     model = load_face_model(args.unet, device, args.precision)

@@ -85,7 +85,7 @@ def _read_splits(spec: DomainSource) -> tuple[DigitSet, DigitSet]:
     else:
         splits = read_source(spec)
     named = spec if isinstance(spec, (str, Path)) else None
-    where = named if named is not None else f"the images in memory (domain {next(iter(splits.values())).domain if splits else '?'})"
+    where = named if named is not None else f"the images in memory (domain {getattr(next(iter(splits.values()), None), 'domain', '?')})"
     train, val = train_val(splits, seed=0, source=named)
     if len(train) == 0 or len(val) == 0:
         raise InputError(f"too few labelled images for a train / val split ({len(train)} / {len(val)}); "

@@ -46,7 +46,7 @@ def export_diffusers(ckpt: str | Path | None, out: str | Path, overwrite: bool =
     is a non-empty folder without ``overwrite``.
     """
     path = Path(ckpt) if ckpt is not None else default_digits_checkpoint()
-    check_not_an_input(out, [path], "the output folder")  # --overwrite would delete the checkpoint with the folder
+    check_not_an_input(out, [path], "the output folder", may_lie_inside=True)  # --overwrite would delete the checkpoint with the folder
     config, weights = load_checkpoint(path, DIGITS_KIND)
     source = (path if path.is_dir() else path.parent) / CONFIG_FILE
     for section in ("model", "schedule"):

@@ -72,7 +72,7 @@ def generate_graded(loaded: LoadedModel, out_dir: Path, per_class: int, sampler:
     """Write ``{digit}_{index:03d}.png`` for ``per_class`` images of each digit, atomically; returns the network
     evaluations each image cost."""
     if loaded.model_file is not None:  # --overwrite would delete the checkpoint with the folder
-        check_not_an_input(out_dir, [loaded.model_file.parent], "the output folder")
+        check_not_an_input(out_dir, [loaded.model_file.parent], "the output folder", may_lie_inside=True)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:  # checked before the work, removed if it fails
         images, _ = generate_images(loaded, per_class, sampler, guidance, seed, batch_size, progress)
         for name, image in zip(graded_names(per_class), images):

@@ -62,7 +62,7 @@ def check_inputs(config: ReportConfig, out: str | Path | None = None) -> None:
     """Fail before any work when a named file is missing, so a long report never dies half-way, or when the
     output folder is, holds or lies inside one (``--overwrite`` would delete it)."""
     if out is not None:
-        check_not_an_input(out, read_paths(config), "the report's output folder")
+        check_not_an_input(out, read_paths(config), "the report's output folder", may_lie_inside=True)
     named = [
         ("digits.ckpt", config.digits.ckpt, SHIPPED), ("digits.classifier", config.digits.classifier, ""),
         ("digits.judge", config.digits.judge, SHIPPED), ("ddim.ckpt", config.ddim.ckpt, SHIPPED),
