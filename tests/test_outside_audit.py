@@ -653,3 +653,18 @@ def test_an_output_may_still_be_a_new_folder_inside_a_checkpoint(run_cli, tmp_pa
     assert code == 0, err
     code, _, err = run_cli("digits", "generate", tmp_path / "m" / "samples", "--ckpt", tmp_path / "m", "--per-class", "1", "--steps", "2")
     assert code == 0 and len(list((tmp_path / "m" / "samples").glob("*.png"))) == 10, err
+
+
+def test_a_report_names_its_device_key_and_noise_names_must_be_utf8(run_cli, tmp_path):
+    from diffadapt.apps.faces.models import load_noise_dir
+
+    config = tmp_path / "r.toml"
+    config.write_text('device = "tpu"\nparts = ["data"]\n')
+    code, _, err = run_cli("report", "--config", config, "--out", tmp_path / "out")
+    assert code == 2 and err.startswith("error: device: unknown device 'tpu'"), err
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    with open(os.fsencode(noise) + b"/\xff.pt", "wb") as handle:
+        torch.save(torch.randn(1, 3, 8, 8), handle)
+    with pytest.raises(InputError, match="not valid UTF-8"):
+        load_noise_dir(noise)

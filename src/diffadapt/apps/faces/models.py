@@ -118,6 +118,10 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
     for path in paths:
         if not resolves_inside(path, folder, root):
             raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:  # written as STEM.png, and no page or CSV can hold lone surrogates
+            raise InputError(f"file name {ascii(path.name)} is not valid UTF-8; rename the file", folder) from None
         if len(path.stem.encode("utf-8", "surrogateescape")) > MAX_NOISE_STEM_BYTES:
             # Each image is written as STEM.png beside a temporary suffix; file names stop at 255 bytes.
             raise InputError(f"noise file names must be at most {MAX_NOISE_STEM_BYTES} bytes before .pt", path)

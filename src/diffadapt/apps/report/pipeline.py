@@ -233,7 +233,10 @@ def build_report(config: ReportConfig, out: str | Path, overwrite: bool = False,
     ``log`` gets one line per stage ("stage k of n: ...") with the time so far and an estimate of the rest.
     """
     check_inputs(config, out)
-    device = pick_device(config.device)
+    try:
+        device = pick_device(config.device)
+    except InputError as exc:
+        raise InputError(f"device: {exc}") from None
     out = Path(out)
     results: dict[str, Any] = {"title": config.title, "device": device.type, "seed": config.seed, "config": asdict(config)}
     with atomic_dir(out, overwrite=overwrite) as tmp:
