@@ -668,3 +668,15 @@ def test_a_report_names_its_device_key_and_noise_names_must_be_utf8(run_cli, tmp
         torch.save(torch.randn(1, 3, 8, 8), handle)
     with pytest.raises(InputError, match="not valid UTF-8"):
         load_noise_dir(noise)
+
+
+def test_diffusers_config_errors_name_the_files_keys(run_cli, tmp_path):
+    import json
+
+    assert run_cli("digits", "export", tmp_path / "m")[0] == 0
+    config = tmp_path / "m" / "unet" / "config.json"
+    document = json.loads(config.read_text())
+    document["sample_size"] = 100_000  # said "image_size: must be at most 1024", a key the file does not have
+    config.write_text(json.dumps(document))
+    code, _, err = run_cli("digits", "generate", tmp_path / "out", "--ckpt", tmp_path / "m", "--per-class", "1", "--steps", "2")
+    assert code == 2 and "sample_size (our image_size): must be at most 1024" in err, err

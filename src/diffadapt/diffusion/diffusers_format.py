@@ -255,12 +255,24 @@ def config_from_unet_config(config: Any, source: Path | str | None = None) -> UN
         "num_classes": num_class_embeds - 1 if num_class_embeds is not None else None,
         "dropout": dropout, "norm_groups": groups, "patch_size": 1,
     }
-    ours = UNetConfig.from_dict(fields, source)
+    try:
+        ours = UNetConfig.from_dict(fields, source)
+    except InputError as exc:  # named by the file's keys, which the user can see and edit, not by ours
+        text = str(exc)
+        for field, key in DIFFUSERS_KEYS.items():
+            text = text.replace(f": {field}: ", f": {key} (our {field}): ", 1)
+        raise InputError(text) from None
     built = _norm_groups(ours)
     if built != {groups}:
         raise InputError(f"norm_num_groups {groups} does not divide every width of this network (ours would build GroupNorm counts "
                          f"{sorted(built)}; diffusers would fail)", source)
     return ours
+
+
+# UNetConfig fields -> the UNet2DModel config keys they are read from (for errors that name the file's key).
+DIFFUSERS_KEYS = {"image_size": "sample_size", "base_channels": "block_out_channels[0]", "channel_mults": "block_out_channels",
+                  "num_res_blocks": "layers_per_block", "num_classes": "num_class_embeds - 1", "attention_levels": "down_block_types",
+                  "norm_groups": "norm_num_groups"}
 
 
 def scheduler_config(schedule: ScheduleConfig) -> dict[str, Any]:
