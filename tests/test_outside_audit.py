@@ -680,3 +680,36 @@ def test_diffusers_config_errors_name_the_files_keys(run_cli, tmp_path):
     config.write_text(json.dumps(document))
     code, _, err = run_cli("digits", "generate", tmp_path / "out", "--ckpt", tmp_path / "m", "--per-class", "1", "--steps", "2")
     assert code == 2 and "sample_size (our image_size): must be at most 1024" in err, err
+
+
+def test_a_table_names_a_damaged_seed_instead_of_dropping_it(run_cli, tmp_path):
+    # `adapt table` printed "0.100 (1 seed)" with exit 0 when seed1 was a file or had lost its config.json.
+    from diffadapt.apps.adaptation.runs import run_folders
+
+    run = tmp_path / "run"
+    (run / "seed0").mkdir(parents=True)
+    (run / "seed0" / "config.json").write_text("{}")
+    (run / "seed1").write_text("x")
+    with pytest.raises(InputError, match="seed1: is not a finished seed folder"):
+        run_folders(run)
+    (run / "seed1").unlink()
+    (run / "seed1").mkdir()
+    with pytest.raises(InputError, match="seed1: is not a finished seed folder"):
+        run_folders(run)
+    (run / "seed1" / "config.json").write_text("{}")
+    (run / "seedling").mkdir()  # not a seed's name: not part of the run
+    assert [p.name for p in run_folders(run)] == ["seed0", "seed1"]
+
+
+def test_judge_training_needs_one_batch_and_libsvm_lines_are_bounded(run_cli, tmp_path):
+    import bz2
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s2.npz", x_train=rng.integers(0, 255, (40, 8, 8), dtype=np.uint8), y_train=np.arange(40) % 10,
+             x_test=rng.integers(0, 255, (200, 8, 8), dtype=np.uint8), y_test=np.arange(200) % 10)
+    code, _, err = run_cli("digits", "train-judge", "--data", tmp_path / "s2.npz", "--out", tmp_path / "J", "--epochs", "1")
+    assert code == 2 and "train split needs at least one batch" in err and not (tmp_path / "J").exists(), err  # was a traceback
+    packer = bz2.BZ2Compressor(9)
+    (tmp_path / "usps.bz2").write_bytes(b"".join(packer.compress(b"\n" * (1 << 20)) for _ in range(3)) + packer.flush())
+    code, _, err = run_cli("data", "info", tmp_path / "usps.bz2")
+    assert code == 2 and "more than 2,000,000 lines" in err, err

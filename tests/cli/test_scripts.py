@@ -37,6 +37,18 @@ def test_hw2_1_wiring_on_a_few_images(tmp_path):
     assert "seed 0" in result.stdout and "network evaluations per image" in result.stdout
 
 
+def test_hw2_1_replaces_an_earlier_run_but_nothing_else(tmp_path):
+    # The script passes --overwrite so that a second run replaces the first; it deleted any other file too.
+    out = tmp_path / "out"
+    assert run_script("hw2_1.sh", out, "--per-class", "1", "--steps", "2").returncode == 0
+    again = run_script("hw2_1.sh", out, "--per-class", "1", "--steps", "2")
+    assert again.returncode == 0, again.stderr[-2000:]
+    (out / "notes.txt").write_text("mine")
+    refused = run_script("hw2_1.sh", out, "--per-class", "1", "--steps", "2")
+    assert refused.returncode == 2 and "holds more than generated digits (e.g. notes.txt)" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and (out / "notes.txt").read_text() == "mine"
+
+
 def test_hw2_1_usage_error():
     result = run_script("hw2_1.sh")
     assert result.returncode == 2 and "usage" in result.stderr

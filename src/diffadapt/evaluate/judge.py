@@ -243,6 +243,8 @@ def train_judge_from_source(data: str | Path, out: Path, epochs: int, seed: int,
     test = TensorImages.from_digitset(splits["test"], channels=3, size=28)
     if len(test) < 2 * min(FLOOR_SIZES):
         raise InputError(f"the judge's test split needs at least {2 * min(FLOOR_SIZES)} images for its floors, found {len(test)}", data)
+    if len(train) < config.batch_size:
+        raise InputError(f"the judge's train split needs at least one batch of {config.batch_size} images, found {len(train)}", data)
     start = time.perf_counter()
     model = train_judge(train.images, train.labels, config, device).cpu()
     _, predictions = judge_features(model, test.images)

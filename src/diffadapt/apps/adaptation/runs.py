@@ -9,6 +9,7 @@ the benchmarks alike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from importlib import resources
@@ -32,6 +33,7 @@ from diffadapt.io import (
     load_state_dict_strict,
     load_weights,
     read_run_config,
+    require_file,
     save_weights,
     write_json_atomic,
 )
@@ -39,6 +41,7 @@ from diffadapt.settings import short_repr
 from diffadapt.viz.curves import CURVES_FILE, METRICS_FILE, MetricsLog
 
 ADAPT_KIND = "diffadapt/digit-adaptation"
+SEED_FOLDER = re.compile(r"seed[0-9]+")  # one trained seed of a run: seed0, seed1, ...
 FORMAT = 2  # 2: method modules (no domain head in model.safetensors); 1: the first release's DANN runs
 WEIGHTS_FILE = "model.safetensors"
 METRIC_COLUMNS = ("epoch", "step", "lr", "loss", "source_accuracy", "domain_accuracy", "reversal", "mask_rate",
@@ -260,15 +263,22 @@ def shipped_model(target: str) -> Path:
 
 
 def run_folders(path: str | Path) -> list[Path]:
-    """The trained folders under a run: ``RUN`` itself if it holds config.json, else its ``seed*`` folders."""
+    """The trained folders under a run: ``RUN`` itself if it holds config.json, else its ``seed{S}`` folders.
+
+    A ``seed{S}`` entry that is not a finished seed folder (a file, a broken link, a folder without config.json:
+    a seed cut off while training) is refused, naming it: a table or calibration silently over fewer seeds than
+    the run shows would be wrong without a word."""
     path = Path(path)
     if (path / CONFIG_FILE).is_file():
         return [path]
     if not path.is_dir():
         raise InputError("run folder not found", path)
-    seeds = sorted(p for p in path.glob("seed*") if (p / CONFIG_FILE).is_file())
+    seeds = sorted(p for p in path.iterdir() if SEED_FOLDER.fullmatch(p.name))
     if not seeds:
         raise InputError("not an adaptation run (no config.json, no seed*/config.json)", path)
+    for seed in seeds:
+        require_file(seed / CONFIG_FILE, "a seed's config", "is not a finished seed folder (no config.json); finish it with "
+                     "adapt train --resume or remove it", seed)
     return seeds
 
 
