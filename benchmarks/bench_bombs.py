@@ -145,6 +145,30 @@ def float_npz(path: Path, images: int) -> Path:
     return path
 
 
+def gzip_idx_folder(folder: Path, images: int) -> Path:
+    """An MNIST IDX folder of ``images`` all-zero 28x28 images, gzipped: under a megabyte per million images."""
+    import gzip
+    import struct
+
+    folder.mkdir()
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb", 9) as handle:
+        handle.write(struct.pack(">IIII", 0x803, images, 28, 28))
+        for _ in range(images // 10_000):
+            handle.write(bytes(10_000 * 28 * 28))
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb", 9) as handle:
+        handle.write(struct.pack(">II", 0x801, images) + bytes(images))
+    return folder
+
+
+def blank_lines_bz2(path: Path, mebibytes: int) -> Path:
+    """A LIBSVM .bz2 of ``mebibytes`` MiB of empty lines: a few hundred bytes on disk."""
+    import bz2
+
+    packer = bz2.BZ2Compressor(9)
+    path.write_bytes(b"".join(packer.compress(b"\n" * (1 << 20)) for _ in range(mebibytes)) + packer.flush())
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -175,6 +199,8 @@ def main() -> None:
             ("SVHN .mat, float64 X of 80,000 images (1.97 GB, legal)", svhn_mat(tmp / "svhn_ok", 80_000), "data info"),
             ("SVHN .mat, float64 X of 102,000 images (2.5 GB)", svhn_mat(tmp / "svhn_big", 102_000), "data info"),
             ("npz, float64 x of 600,000 28x28 (3.76 GB, legal)", float_npz(tmp / "f64.npz", 600_000), "data info"),
+            ("gzipped IDX, 1,300,000 zero images (1.0 GB unpacked, legal)", gzip_idx_folder(tmp / "idx", 1_300_000), "data info"),
+            ("LIBSVM usps.bz2 of 255 MiB of empty lines", blank_lines_bz2(tmp / "usps.bz2", 255), "data info"),
         ]
         for label, path, command in cases:
             words = command.split()
