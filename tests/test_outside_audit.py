@@ -713,3 +713,13 @@ def test_judge_training_needs_one_batch_and_libsvm_lines_are_bounded(run_cli, tm
     (tmp_path / "usps.bz2").write_bytes(b"".join(packer.compress(b"\n" * (1 << 20)) for _ in range(3)) + packer.flush())
     code, _, err = run_cli("data", "info", tmp_path / "usps.bz2")
     assert code == 2 and "more than 2,000,000 lines" in err, err
+
+
+def test_a_figure_is_written_only_under_a_png_name(run_cli, tmp_path):
+    # `digits grid g.jpg` wrote PNG bytes under a .jpg name, `x.PNG/` a file where a folder was meant, after sampling.
+    for name in (f"{tmp_path}/g.jpg", f"{tmp_path}/x.png/", "-"):
+        code, _, err = run_cli("digits", "grid", name, "--steps", "2")
+        assert code == 2 and "its name must end in .png" in err, (name, err)
+    code, _, err = run_cli("data", "preview", "mnist", "--out", tmp_path / "p.gif")
+    assert code == 2 and "--out is a PNG file" in err, err
+    assert list(tmp_path.iterdir()) == []

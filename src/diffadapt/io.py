@@ -182,6 +182,14 @@ def _prepare_parent(path: Path) -> None:
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", path.parent) from None
 
 
+def check_png_name(path: str | Path, what: str = "the output") -> None:
+    """A figure's output: a file name ending in .png (the bytes written are PNG whatever the name; ``g.jpg`` or
+    ``x.png/``, meant as a folder, would be wrong names for them)."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)) or Path(text).suffix.lower() != ".png":
+        raise InputError(f"{what} is a PNG file: its name must end in .png", path)
+
+
 def check_output_files(*paths: str | Path) -> None:
     """Each path can take a new file: it is absent or a regular file. A command that writes several files
     checks them all first, so that a bad last one does not leave the first ones written."""

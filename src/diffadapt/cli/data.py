@@ -70,9 +70,10 @@ def run_preview(args: argparse.Namespace) -> int:
     from diffadapt.apps.preview import preview_grid
     from diffadapt.data.embedded import EMBEDDED_DOMAINS
     from diffadapt.data.imageio import IMAGE_SUFFIXES
-    from diffadapt.io import check_not_an_input
+    from diffadapt.io import check_not_an_input, check_png_name
 
     sources = args.sources or list(EMBEDDED_DOMAINS)
+    check_png_name(args.out, "--out")
     check_not_an_input(args.out, sources, "--out", IMAGE_SUFFIXES)
     path = preview_grid(sources, args.out, args.per_domain, args.seed)
     print(f"wrote {path}")

@@ -184,7 +184,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_grid(args: argparse.Namespace) -> int:
     from diffadapt.apps.digits.figures import digit_grid
+    from diffadapt.io import check_png_name
 
+    check_png_name(args.out_png, "OUT_PNG")  # before the sampling, not after
     loaded, sampler, guidance = sampling_setup(args)
     path = digit_grid(loaded, sampler, guidance, args.seed, Path(args.out_png))
     print(f"wrote {path}")
@@ -194,9 +196,11 @@ def run_grid(args: argparse.Namespace) -> int:
 def run_reverse(args: argparse.Namespace) -> int:
     from diffadapt.apps.digits.figures import reverse_strip
     from diffadapt.errors import InputError
+    from diffadapt.io import check_png_name
 
     if not 0 <= args.digit <= 9:
         raise InputError(f"--digit must be in 0..9, got {args.digit}")
+    check_png_name(args.out_png, "OUT_PNG")
     loaded, sampler, guidance = sampling_setup(args)
     path = reverse_strip(loaded, sampler, guidance, args.seed, Path(args.out_png), digit=args.digit)
     print(f"wrote {path}")

@@ -24,6 +24,7 @@ from diffadapt.diffusion.noise_model import SAMPLING_BATCH_SIZE
 from diffadapt.diffusion.sampler import SamplerConfig
 from diffadapt.diffusion.sampling import SamplingSettings
 from diffadapt.diffusion.train import TrainConfig
+from diffadapt.io import check_png_name
 from diffadapt.settings import field_default, short_repr
 
 FACE_RUN_SETTINGS = ("size", "limit", "timesteps", "base_channels")
@@ -155,6 +156,7 @@ def run_eta_grid(args: argparse.Namespace) -> int:
 
     if not args.etas or any(not 0 <= e <= 1 for e in args.etas) or len(args.etas) > 16:
         raise InputError(f"--etas: 1 to 16 values in 0..1, got {short_repr(args.etas)}")
+    check_png_name(args.out_png, "OUT_PNG")
     f = figure_inputs(args, args.noises)
     path = eta_grid(f.model, f.noises, f.names, f.to_images, Path(args.out_png), etas=args.etas, steps=f.steps, seed=args.seed,
                     title=f"DDIM {f.steps} steps ({f.spacing}), {f.model.name}", spacing=f.spacing)
@@ -168,6 +170,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
     if not args.alphas or any(not 0 <= a <= 1 for a in args.alphas) or len(args.alphas) > 32:
         raise InputError(f"--alphas: 1 to 32 values in 0..1, got {short_repr(args.alphas)}")
+    check_png_name(args.out_png, "OUT_PNG")
     f = figure_inputs(args, 2)
     method = args.method if args.method is not None else field_default(SamplerConfig, "method")
     path = interpolation_rows(f.model, f.noises[:1], f.noises[1:2], f.to_images, Path(args.out_png), alphas=args.alphas, steps=f.steps,

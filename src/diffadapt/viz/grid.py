@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from diffadapt.io import atomic_path
+from diffadapt.io import atomic_path, check_png_name
 
 
 @lru_cache(maxsize=8)
@@ -101,6 +101,7 @@ def image_grid(
 
 def save_grid(path: str | Path, images: np.ndarray, ncols: int, **kwargs) -> Path:
     """:func:`image_grid` written atomically as PNG; returns the path."""
+    check_png_name(path)
     grid = image_grid(images, ncols, **kwargs)
     with atomic_path(path) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
