@@ -262,13 +262,10 @@ def check_not_an_input(output: str | Path, inputs: list[str | Path], option: str
     a ``.png`` among them is not). Inputs that are not paths here (an embedded domain's name) are skipped."""
     target = Path(output).resolve()
     for source in inputs:
-        path = Path(source)
-        if not path.exists():
+        if not Path(source).exists() or not overlaps(target, source):
             continue
-        path = path.resolve()
-        inside = path in target.parents
-        if target == path or target in path.parents or (
-                inside and not may_lie_inside and (read_suffixes is None or target.suffix.lower() in read_suffixes)):
+        inside = Path(source).resolve() in target.parents
+        if not inside or (not may_lie_inside and (read_suffixes is None or target.suffix.lower() in read_suffixes)):
             raise InputError(f"{option} would overwrite or change the input {source}; write elsewhere", output)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from diffadapt.adapt.config import AdaptConfig, FolderAdaptConfig
 from diffadapt.cli.common import add_command, add_family, add_setting, given, parse_int_list, pick_device, seed_number, whole_number
-from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, field_default
+from diffadapt.settings import MAX_RUN_SEEDS, SEED_BOUNDS, check_entries, field_default
 
 # AdaptConfig fields the train command exposes; each option's default and choices come from AdaptConfig.
 TRAIN_SETTINGS = ("network", "epochs", "batch_size", "lr", "augment", "frame", "entropy_weight", "reversal_max", "confidence",
@@ -76,7 +76,6 @@ def register(families: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from diffadapt.adapt.config import preset
     from diffadapt.apps.adaptation.runs import check_free, load_pair, pair_name, train_runs
-    from diffadapt.errors import InputError
 
     overrides = given(args, TRAIN_SETTINGS)
     if args.select_on_val:
@@ -84,10 +83,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.no_cuda_graphs:
         overrides["cuda_graphs"] = False
     config = preset(args.recipe or field_default(AdaptConfig, "recipe"), args.method, **overrides)
-    low, below = SEED_BOUNDS["at_least"], SEED_BOUNDS["below"]
-    if not 1 <= len(args.seeds) <= MAX_RUN_SEEDS or any(not low <= s < below for s in args.seeds):
-        shown = args.seeds if len(args.seeds) <= 10 else f"{len(args.seeds)} seeds"
-        raise InputError(f"--seeds must be 1 to {MAX_RUN_SEEDS} whole numbers in {low}..{below - 1}, got {shown}")
+    check_entries("--seeds", args.seeds, {"count": (1, MAX_RUN_SEEDS), "each": SEED_BOUNDS})  # the report's [adapt] seeds rule
     out = Path(args.out)
     check_free(out, args.seeds, args.resume)
     device = pick_device(args.device)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from diffadapt.data.formats.checks import check_array_bytes, resolved, resolves_inside, shorten
+from diffadapt.data.formats.checks import check_array_bytes, require_inside, resolved, shorten
 from diffadapt.data.imageio import IMAGE_SUFFIXES, list_images, open_checked, quiet_pil
 from diffadapt.errors import InputError
 
@@ -99,9 +99,7 @@ def read_face_images(source: str | Path, size: int, limit: int = 0, progress: bo
             root = resolved(source)
             images = _face_array(len(paths), size, source)
             for index, path in enumerate(_bar(paths, progress)):
-                if not resolves_inside(path, source, root):
-                    raise InputError(f"is a link to a file outside {source}; only files inside the folder are read", path)
-                images[index] = _face(path, path, size)
+                images[index] = _face(require_inside(path, source, root), path, size)
         else:
             raise InputError("expected a folder or a .zip of images", source)
     return images

@@ -28,8 +28,11 @@ def check_source_exists(spec: str | Path) -> None:
     """The first check :func:`read_source` makes, without reading anything: ``spec`` is an existing path or an
     embedded domain's name (for commands that read their sources late and should fail early)."""
     text = str(spec)
-    if not text.startswith("embedded:") and text not in EMBEDDED_DOMAINS and not _source_path(text).exists():
-        raise InputError(f"no such file or folder, and not an embedded domain ({', '.join(EMBEDDED_DOMAINS)})", _source_path(text))
+    if text.startswith("embedded:") or text in EMBEDDED_DOMAINS:
+        return
+    path = _source_path(text)
+    if not path.exists():
+        raise InputError(f"no such file or folder, and not an embedded domain ({', '.join(EMBEDDED_DOMAINS)})", path)
 
 
 def read_source(spec: str | Path, seed: int = 0, progress: bool = True) -> dict[str, DigitSet]:

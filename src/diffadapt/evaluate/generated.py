@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.data.formats.checks import resolved, resolves_inside
+from diffadapt.data.formats.checks import require_inside, resolved
 from diffadapt.data.imageio import list_images, read_images
 from diffadapt.errors import InputError
 from diffadapt.evaluate.accuracy_score import AccuracyScore
@@ -32,8 +32,7 @@ def read_generated_folder(folder: str | Path) -> tuple[torch.Tensor, np.ndarray,
     labels = []
     root = resolved(folder)
     for path in paths:
-        if not resolves_inside(path, folder, root):
-            raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
+        require_inside(path, folder, root)
         name = GENERATED_NAME.fullmatch(path.stem)
         if name is None:
             raise InputError("file name must be the digit it shows, '_' and an index (e.g. 3_017.png)", path)

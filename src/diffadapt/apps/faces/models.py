@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffadapt.data.formats.checks import resolved, resolves_inside
+from diffadapt.data.formats.checks import require_inside, resolved
 from diffadapt.data.imageio import read_image
 from diffadapt.device import resolve_precision
 from diffadapt.diffusion.checkpoint import FACES_KIND
@@ -116,8 +116,7 @@ def load_noise_dir(folder: str | Path) -> tuple[list[str], torch.Tensor]:
         raise InputError("noise folder holds no .pt files", folder)
     root = resolved(folder)
     for path in paths:
-        if not resolves_inside(path, folder, root):
-            raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
+        require_inside(path, folder, root)
         try:
             path.name.encode("utf-8")
         except UnicodeEncodeError:  # written as STEM.png, and no page or CSV can hold lone surrogates
@@ -153,8 +152,7 @@ def ground_truth_paths(folder: str | Path, names: list[str]) -> list[Path]:
     paths = [folder / f"{name}.png" for name in names]
     for path in paths:
         require_file(path, "a ground-truth image", "ground-truth image for a noise file is missing")
-        if not resolves_inside(path, folder, root):
-            raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
+        require_inside(path, folder, root)
     return paths
 
 

@@ -50,24 +50,18 @@ from diffadapt.io import SHIPPED, atomic_dir, check_not_an_input, write_text_ato
 from diffadapt.viz.curves import CURVES_FILE
 
 
-def read_paths(config: ReportConfig) -> list[str]:
-    """Every file or folder the report reads (names of embedded domains and the shipped models are not paths)."""
-    named = [config.digits.ckpt, config.digits.classifier, config.digits.judge, config.ddim.ckpt, config.ddim.unet,
-             config.ddim.noise_dir, config.ddim.gt_dir, *config.adapt.runs, config.adapt.source, *config.adapt.targets,
-             *config.data_sources]
-    return [value for value in named if value and value != SHIPPED]
-
-
 def check_inputs(config: ReportConfig, out: str | Path | None = None) -> None:
     """Fail before any work when a named file is missing, so a long report never dies half-way, or when the
-    output folder is, holds or lies inside one (``--overwrite`` would delete it)."""
-    if out is not None:
-        check_not_an_input(out, read_paths(config), "the report's output folder", may_lie_inside=True)
+    output folder is or holds any path the config names (``--overwrite`` would delete it)."""
     named = [
         ("digits.ckpt", config.digits.ckpt, SHIPPED), ("digits.classifier", config.digits.classifier, ""),
         ("digits.judge", config.digits.judge, SHIPPED), ("ddim.ckpt", config.ddim.ckpt, SHIPPED),
         ("ddim.unet", config.ddim.unet, ""), ("ddim.noise_dir", config.ddim.noise_dir, ""), ("ddim.gt_dir", config.ddim.gt_dir, ""),
     ]
+    if out is not None:  # every path named, whichever parts run (embedded domain names are not paths and are skipped)
+        paths = [value for _, value, unset in named if value != unset]
+        paths += [*config.adapt.runs, config.adapt.source, *config.adapt.targets, *config.data_sources]
+        check_not_an_input(out, paths, "the report's output folder", may_lie_inside=True)
     for key, value, unset in named:
         if value != unset and not Path(value).exists():
             raise InputError(f"{key} names a path that does not exist", value)

@@ -188,6 +188,13 @@ def resolves_inside(path: Path, folder: Path, resolved_root: Path) -> bool:
         return False
 
 
+def require_inside(path: Path, folder: Path, resolved_root: Path) -> Path:
+    """``path``, a file of ``folder`` (resolved: ``resolved_root``), unless it is a link leading out of it."""
+    if not resolves_inside(path, folder, resolved_root):
+        raise InputError(f"is a link to a file outside {folder}; only files inside the folder are read", path)
+    return path
+
+
 def resolved(root: Path) -> Path:
     """``root`` with symlinks resolved, or an error naming it (a symlink loop, an unreadable parent)."""
     try:
